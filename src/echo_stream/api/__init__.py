@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin handlers that validate at the edge and hand work to the pipeline."""

@@ -1,0 +1,71 @@
+"""Validation at the edge: client keys, body size and the request's shape."""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from fastapi import Request
+from pydantic import ValidationError
+
+from echo_stream.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from echo_stream.protocol import ChatCompletionRequest
+
+
+def bearer_token(request: Request) -> str | None:
+    """The key the client presented (`Authorization: Bearer ...`), if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def key_matches(presented: str | None, keys: tuple[str, ...]) -> bool:
+    """Compare against every key in constant time, so timing reveals neither key nor position."""
+    candidate = (presented or "").encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(candidate, key.encode())
+    return matched and presented is not None
+
+
+def require_key(request: Request, keys: tuple[str, ...]) -> str | None:
+    """The presented key, after checking it when the API is protected."""
+    presented = bearer_token(request)
+    if keys and not key_matches(presented, keys):
+        if presented:
+            raise Unauthorized("Incorrect API key provided")
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
+    return presented
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over `limit` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Parse and validate a chat completion request, with OpenAI-style 400 errors."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(part) for part in error["loc"]) or None
+        if error["type"] == "missing":
+            raise InvalidRequest(f"Missing required parameter: '{param}'", param=param) from exc
+        raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc

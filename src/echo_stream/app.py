@@ -1,0 +1,87 @@
+"""The app factory: settings in, a ready FastAPI app out. No work happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from echo_stream import __version__
+from echo_stream.api import chat, health, models
+from echo_stream.config_file import ConfigError, load_config
+from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.routing import build_router
+from echo_stream.settings import Settings
+from echo_stream.state import AppState
+from echo_stream.streaming.response import error_response_parts
+
+log = logging.getLogger("echo_stream")
+
+
+def build_state(settings: Settings) -> AppState:
+    """Everything the handlers share; raises `ConfigError` for a bad config file."""
+    declarations = load_config(settings.echo_config) if settings.echo_config else None
+    try:
+        router = build_router(settings, declarations)
+    except ConfigError as exc:
+        raise ConfigError(f"{settings.echo_config}: {exc}") from exc
+    return AppState(settings=settings, router=router)
+
+
+def _error_response(error: EchoError) -> Response:
+    status, headers, body = error_response_parts(error)
+    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_echo_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EchoError)
+        return _error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        return _error_response(InvalidRequest(str(exc)))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = EchoError(str(exc.detail), status=exc.status_code)
+        error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error_response(error)
+
+    app.add_exception_handler(EchoError, on_echo_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+
+
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    """Build the gateway app (uvicorn calls this with no arguments, as a factory)."""
+    settings = settings or (state.settings if state else Settings())
+    app_state = state or build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app_state.router.aclose()
+        if app_state.ads is not None:
+            await app_state.ads.aclose()
+
+    app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
+    app.state.echo = app_state
+    app.state.started = int(time.time())
+    _install_error_handlers(app)
+    for module in (chat, models, health):
+        app.include_router(module.router)
+    if origins := settings.origins():
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+        )
+    return app

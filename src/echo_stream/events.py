@@ -1,0 +1,66 @@
+"""The internal stream vocabulary.
+
+Every provider adapter turns its upstream stream into these few events; every later stage of the
+pipeline (ad filter, usage/finish bookkeeping, SSE encoder, non-streaming collector) speaks only
+these. They are small slotted dataclasses because one is built per upstream chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(slots=True, frozen=True)
+class TextDelta:
+    """A piece of the answer's text for one choice."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class RefusalDelta:
+    """A piece of a refusal message (OpenAI's `delta.refusal`)."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    """A fragment of one tool call; `id` and `name` are set only on a call's first fragment."""
+
+    index: int
+    arguments: str
+    id: str | None = None
+    name: str | None = None
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The end of one choice, with the OpenAI finish reason."""
+
+    reason: FinishReason
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """Token counts for the whole response (all choices)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+Event = TextDelta | RefusalDelta | ToolCallDelta | Finish | Usage
+
+EventStream = AsyncGenerator[Event, None]
+"""What an adapter's `stream` returns and what every pipeline stage consumes and produces."""

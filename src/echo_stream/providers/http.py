@@ -1,0 +1,158 @@
+"""What the HTTP adapters share: one pooled client per upstream, bounded retries before the
+first byte, and the single place where httpx errors and upstream statuses become `EchoError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from echo_stream.errors import (
+    EchoError,
+    RateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from echo_stream.streaming.sse import SSEDecoder, SSEEvent
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOptions:
+    """Timeouts and pool limits for one upstream."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retries: int = 1
+    max_connections: int = 1000
+
+
+def make_client(options: UpstreamOptions) -> httpx.AsyncClient:
+    """One pooled client per upstream; `read_timeout` bounds the gap between received chunks."""
+    timeout = httpx.Timeout(
+        connect=options.connect_timeout,
+        read=options.read_timeout,
+        write=options.connect_timeout,
+        pool=options.connect_timeout,
+    )
+    limits = httpx.Limits(
+        max_connections=options.max_connections,
+        max_keepalive_connections=min(100, options.max_connections),
+    )
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+async def open_stream(
+    client: httpx.AsyncClient,
+    provider: str,
+    url: str,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    max_retries: int,
+) -> httpx.Response:
+    """POST `body` and return the streaming response once the upstream answers 2xx.
+
+    Retries connect errors, 429 and 5xx a bounded number of times; nothing has reached the
+    client yet, so a retry is invisible to it.
+    """
+    content = orjson.dumps(body)
+    all_headers = {"content-type": "application/json", **headers}
+    for attempt in range(max_retries + 1):
+        last = attempt == max_retries
+        try:
+            request = client.build_request("POST", url, content=content, headers=all_headers)
+            response = await client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if last:
+                raise UpstreamTimeout(f"{provider} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            if last:
+                raise UpstreamUnavailable(f"could not reach {provider}: {exc!r}") from exc
+        else:
+            if response.status_code < 400:
+                return response
+            error = await _status_error(provider, response)
+            if last or response.status_code not in _RETRY_STATUSES:
+                raise error
+        await asyncio.sleep(_backoff(attempt))
+    raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.25 * 2.0**attempt, 2.0)
+
+
+async def _status_error(provider: str, response: httpx.Response) -> EchoError:
+    """Translate an upstream error status into the error the client gets."""
+    try:
+        raw = b""
+        async for piece in response.aiter_bytes():
+            raw += piece
+            if len(raw) > _ERROR_BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        raw = b""
+    finally:
+        await response.aclose()
+    status = response.status_code
+    message = f"{provider} answered {status}: {_error_message(raw) or response.reason_phrase}"
+    if status == 429:
+        retry_after = response.headers.get("retry-after")
+        return RateLimited(message, headers={"Retry-After": retry_after} if retry_after else None)
+    if 400 <= status < 500:
+        return UpstreamRejected(message, status=status, code=f"upstream_{status}")
+    return UpstreamUnavailable(message)
+
+
+def _error_message(raw: bytes) -> str:
+    """The human message inside an upstream error body (OpenAI, Anthropic and Google all
+    use `{"error": {"message": ...}}`), else the start of the body."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:300].decode("utf-8", "replace").strip()
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return raw[:300].decode("utf-8", "replace").strip()
+
+
+async def sse_events(provider: str, response: httpx.Response) -> AsyncIterator[SSEEvent]:
+    """Decode the response body as SSE, translating transport failures mid-stream."""
+    decoder = SSEDecoder()
+    try:
+        async for chunk in response.aiter_bytes():
+            for event in decoder.feed(chunk):
+                yield event
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{provider} stopped sending mid-stream (read timeout)") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamUnavailable(f"{provider} stream broke: {exc!r}") from exc
+    finally:
+        await response.aclose()
+    for event in decoder.flush():
+        yield event
+
+
+def parse_json(provider: str, data: bytes) -> Any:
+    """Parse one event's JSON payload; a malformed one is an upstream failure."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamUnavailable(f"{provider} sent a malformed event: {data[:200]!r}") from exc
+
+
+def truncated(provider: str) -> UpstreamUnavailable:
+    """The error for a stream that ended before the provider said it was finished."""
+    return UpstreamUnavailable(f"{provider} closed the stream before it finished")

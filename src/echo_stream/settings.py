@@ -1,0 +1,87 @@
+"""One settings object, read from the environment (and `.env`) once by the app factory."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """Split a comma-separated setting into its non-empty, stripped items."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Server
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    # Providers
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_default_max_tokens: int = Field(4096, ge=1)
+    google_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+    google_base_url: str = "https://generativelanguage.googleapis.com"
+    echo_config: str | None = None
+    mock_delay_ms: float = Field(15.0, ge=0)
+
+    # Upstream behaviour
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_first_token_timeout: float = Field(120.0, gt=0)
+    upstream_read_timeout: float = Field(60.0, gt=0)
+    upstream_max_retries: int = Field(1, ge=0, le=5)
+    upstream_max_connections: int = Field(1000, ge=1)
+
+    # Edge
+    echo_api_keys: SecretStr | None = None
+    echo_admin_keys: SecretStr | None = None
+    allowed_origins: str = ""
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+
+    # Ads
+    ad_injection_rate: float = Field(1.0, ge=0.0, le=1.0)
+    ad_seed: int | None = None
+    ad_placement: Literal["inline", "end"] = "inline"
+    min_response_length: int = Field(200, ge=0)
+    ad_max_per_response: int = Field(1, ge=0)
+    ad_min_relevance: float = Field(0.0, ge=0.0, le=1.0)
+    ad_fallback: Literal["house", "none"] = "house"
+    ad_format: Literal["tags", "markdown"] = "tags"
+    ads_file: str | None = None
+    ad_track_clicks: bool = False
+    public_base_url: str = ""
+    ad_free_keys: SecretStr | None = None
+    ad_cap_per_window: int = Field(0, ge=0)
+    ad_cap_window_seconds: float = Field(3600.0, gt=0)
+    ad_no_repeat: bool = False
+    ad_sensitive_topics: str = "health,self_harm,politics,minors"
+    ad_sensitive_terms: str = ""
+    redis_url: str | None = None
+
+    def client_keys(self) -> tuple[str, ...]:
+        """Keys a client may present; empty means the API is open."""
+        return split_list(self.echo_api_keys.get_secret_value()) if self.echo_api_keys else ()
+
+    def admin_keys(self) -> tuple[str, ...]:
+        """Keys allowed on admin endpoints (ad statistics)."""
+        return split_list(self.echo_admin_keys.get_secret_value()) if self.echo_admin_keys else ()
+
+    def ad_free_key_list(self) -> tuple[str, ...]:
+        """Client keys whose requests never get ads."""
+        return split_list(self.ad_free_keys.get_secret_value()) if self.ad_free_keys else ()
+
+    def origins(self) -> tuple[str, ...]:
+        """Origins allowed by CORS; empty disables CORS headers."""
+        return split_list(self.allowed_origins)

@@ -1,0 +1,143 @@
+"""Events -> OpenAI `chat.completion.chunk` SSE bytes: the only stage that knows the wire bytes.
+
+Every chunk of a response shares `id`, `created` and `model`, so their JSON prefix is encoded
+once and each chunk only serialises its own choice. The encoder also keeps the stream honest:
+a role delta before a choice's first content, `id`/`type`/`name` only on a tool call's first
+fragment, exactly one finish chunk per choice, usage last, then `[DONE]` — or, when anything
+fails after the first byte, one `data: {"error": ...}` chunk and no `[DONE]`, so that clients
+(which treat EOF as success) see the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+
+from echo_stream.errors import EchoError, UpstreamUnavailable
+from echo_stream.events import (
+    EventStream,
+    Finish,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    """OpenAI's `usage` object for these counts."""
+    body: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cached_tokens is not None:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens is not None:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return body
+
+
+def error_event(error: EchoError) -> bytes:
+    """The SSE event that ends a stream which failed after its first byte."""
+    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
+class ChunkWriter:
+    """Serialises chunks for one response."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self._head = b"".join(
+            (
+                b'data: {"id":',
+                orjson.dumps(completion_id),
+                b',"object":"chat.completion.chunk","created":',
+                str(created).encode(),
+                b',"model":',
+                orjson.dumps(model),
+                b',"choices":',
+            )
+        )
+
+    def delta(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """One chunk carrying `delta` (and maybe a finish reason) for `choice`."""
+        body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._head + orjson.dumps((body,)) + b"}\n\n"
+
+    def usage(self, usage: Usage | None) -> bytes:
+        """The final chunk with no choices and the response's usage."""
+        encoded = orjson.dumps(usage_object(usage) if usage else None)
+        return self._head + b'[],"usage":' + encoded + b"}\n\n"
+
+
+async def encode_chunks(
+    events: EventStream, writer: ChunkWriter, *, include_usage: bool
+) -> AsyncGenerator[bytes, None]:
+    """Turn events into SSE chunk bytes; errors before the first byte propagate to the caller."""
+    started: set[int] = set()
+    tools_started: set[tuple[int, int]] = set()
+    finished: set[int] = set()
+    usage: Usage | None = None
+    sent = False
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    out = writer.delta(event.choice, {"content": event.text})
+                elif isinstance(event, ToolCallDelta):
+                    out = writer.delta(event.choice, _tool_delta(event, tools_started))
+                elif isinstance(event, Finish):
+                    if event.choice in finished:
+                        continue
+                    finished.add(event.choice)
+                    out = writer.delta(event.choice, {}, event.reason)
+                elif isinstance(event, RefusalDelta):
+                    out = writer.delta(event.choice, {"refusal": event.text})
+                else:
+                    usage = event
+                    continue
+                if event.choice not in started:
+                    started.add(event.choice)
+                    out = writer.delta(event.choice, {"role": "assistant", "content": ""}) + out
+                sent = True
+                yield out
+        if not finished or started - finished:
+            raise UpstreamUnavailable("the upstream stream ended before the answer finished")
+    except EchoError as exc:
+        if not sent:
+            raise
+        yield error_event(exc)
+        return
+    except Exception:
+        if not sent:
+            raise
+        log.exception("stream failed after its first byte")
+        yield error_event(EchoError("internal error while streaming"))
+        return
+    if include_usage:
+        yield writer.usage(usage)
+    yield DONE
+
+
+def _tool_delta(event: ToolCallDelta, tools_started: set[tuple[int, int]]) -> dict[str, Any]:
+    key = (event.choice, event.index)
+    if key in tools_started:
+        return {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
+    tools_started.add(key)
+    call = {
+        "index": event.index,
+        "id": event.id or f"call_{event.choice}_{event.index}",
+        "type": "function",
+        "function": {"name": event.name or "", "arguments": event.arguments},
+    }
+    return {"tool_calls": [call]}

@@ -1,0 +1,45 @@
+"""The pipeline, top to bottom: provider events -> first-token guard -> ad filter -> output.
+
+Each stage is an async generator from events to events; only the last one (the chunk encoder
+or the collector) knows the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import aclosing
+
+from echo_stream.errors import UpstreamTimeout
+from echo_stream.events import EventStream
+
+Stage = Callable[[EventStream], EventStream]
+
+
+async def first_event_within(events: EventStream, seconds: float, provider: str) -> EventStream:
+    """Fail with `UpstreamTimeout` if the provider yields nothing for `seconds`.
+
+    The gap between later chunks is bounded by the HTTP read timeout instead, which costs
+    nothing per chunk.
+    """
+    async with aclosing(events):
+        try:
+            async with asyncio.timeout(seconds):
+                first = await anext(events)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{provider} sent no answer within {seconds:g} s (first-token timeout)"
+            ) from None
+        yield first
+        async for event in events:
+            yield event
+
+
+def build_pipeline(source: EventStream, stages: list[Stage]) -> EventStream:
+    """Chain `stages` after `source`, in order."""
+    events = source
+    for stage in stages:
+        events = stage(events)
+    return events

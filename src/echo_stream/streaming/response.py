@@ -1,0 +1,113 @@
+"""ASGI responses that watch for the client leaving and decide their status late.
+
+`EventStreamResponse` waits for the first chunk before it sends headers: an upstream that fails
+before answering (refused, rate-limited, timed out) becomes a proper HTTP error, while anything
+after the first byte is the encoder's in-band error event. Both responses run their work beside
+a watcher on `receive()`: when the client disconnects, the work is cancelled at once, which
+closes the upstream request through the stages' `finally` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from echo_stream.errors import EchoError
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def error_response_parts(error: EchoError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of the JSON error response for `error`."""
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    return error.status, headers, orjson.dumps(error.body())
+
+
+async def _send_error(send: Send, error: EchoError) -> None:
+    status, headers, body = error_response_parts(error)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def run_until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
+    """Run `work`, cancelling it if the client disconnects first; True if it ran to the end."""
+    worker = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_until_disconnect(receive))
+    try:
+        await asyncio.wait((worker, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (worker, watcher):
+            task.cancel()
+        await asyncio.gather(worker, watcher, return_exceptions=True)
+    if worker.cancelled():
+        return False
+    if (exc := worker.exception()) is not None:
+        raise exc
+    return True
+
+
+class EventStreamResponse(Response):
+    """An SSE response whose status is chosen once the first chunk (or error) is known."""
+
+    def __init__(self, body: AsyncGenerator[bytes, None]) -> None:
+        self._body = body
+        self.background: BackgroundTask | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with aclosing(self._body):
+            await run_until_disconnect(receive, self._stream(send))
+
+    async def _stream(self, send: Send) -> None:
+        try:
+            first = await anext(self._body)
+        except EchoError as error:
+            await _send_error(send, error)
+            return
+        except StopAsyncIteration:
+            first = b""
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in self._body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class DeferredJSONResponse(Response):
+    """A JSON response computed inside the ASGI call, so a disconnect cancels the work."""
+
+    def __init__(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._compute = compute
+        self.background: BackgroundTask | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await run_until_disconnect(receive, self._respond(send))
+
+    async def _respond(self, send: Send) -> None:
+        try:
+            body = await self._compute()
+        except EchoError as error:
+            await _send_error(send, error)
+            return
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
