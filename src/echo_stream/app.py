@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,11 +26,14 @@ from echo_stream.streaming.response import error_response_parts
 log = logging.getLogger("echo_stream")
 
 
-def build_state(settings: Settings) -> AppState:
-    """Everything the handlers share; raises `ConfigError` for a bad config file."""
+def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AppState:
+    """Everything the handlers share; raises `ConfigError` for a bad config file.
+
+    `transport` replaces the network for every upstream (tests).
+    """
     declarations = load_config(settings.echo_config) if settings.echo_config else None
     try:
-        router = build_router(settings, declarations)
+        router = build_router(settings, declarations, transport)
     except ConfigError as exc:
         raise ConfigError(f"{settings.echo_config}: {exc}") from exc
     return AppState(settings=settings, router=router)

@@ -12,13 +12,15 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import httpx
+
 from echo_stream.catalog import CATALOG
 from echo_stream.config_file import ConfigError, ModelDeclaration
 from echo_stream.errors import ModelNotFound
 from echo_stream.providers.anthropic import AnthropicProvider
 from echo_stream.providers.base import Provider
 from echo_stream.providers.google import GoogleProvider
-from echo_stream.providers.http import UpstreamOptions
+from echo_stream.providers.http import UpstreamOptions, make_client
 from echo_stream.providers.mock import MockProvider
 from echo_stream.providers.openai import OpenAIProvider
 from echo_stream.settings import Settings
@@ -56,7 +58,8 @@ class ModelCard:
     owned_by: str
 
 
-ProviderFactory = Callable[[Settings, str | None, str | None], Provider]
+Transport = httpx.AsyncBaseTransport | None
+ProviderFactory = Callable[[Settings, str | None, str | None, Transport], Provider]
 
 
 def _options(settings: Settings) -> UpstreamOptions:
@@ -68,24 +71,32 @@ def _options(settings: Settings) -> UpstreamOptions:
     )
 
 
-def _openai(settings: Settings, base_url: str | None, key: str | None) -> Provider:
-    return OpenAIProvider(base_url or DEFAULT_OPENAI_URL, key, _options(settings))
+def _openai(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
+    options = _options(settings)
+    client = make_client(options, transport)
+    return OpenAIProvider(url or DEFAULT_OPENAI_URL, key, options, client)
 
 
-def _anthropic(settings: Settings, base_url: str | None, key: str | None) -> Provider:
+def _anthropic(
+    settings: Settings, url: str | None, key: str | None, transport: Transport
+) -> Provider:
+    options = _options(settings)
     return AnthropicProvider(
-        base_url or settings.anthropic_base_url,
+        url or settings.anthropic_base_url,
         key or "",
-        _options(settings),
+        options,
         default_max_tokens=settings.anthropic_default_max_tokens,
+        client=make_client(options, transport),
     )
 
 
-def _google(settings: Settings, base_url: str | None, key: str | None) -> Provider:
-    return GoogleProvider(base_url or settings.google_base_url, key or "", _options(settings))
+def _google(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
+    options = _options(settings)
+    client = make_client(options, transport)
+    return GoogleProvider(url or settings.google_base_url, key or "", options, client)
 
 
-def _mock(settings: Settings, base_url: str | None, key: str | None) -> Provider:
+def _mock(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
     return MockProvider(settings.mock_delay_ms)
 
 
@@ -158,25 +169,34 @@ def _kind_of(name: str) -> tuple[str | None, str]:
     return None, name
 
 
-def build_router(settings: Settings, declarations: list[ModelDeclaration] | None) -> Router:
-    """The router for these settings: from the config file when given, else by prefix."""
+def build_router(
+    settings: Settings,
+    declarations: list[ModelDeclaration] | None,
+    transport: Transport = None,
+) -> Router:
+    """The router for these settings: from the config file when given, else by prefix.
+
+    `transport` replaces the network for every upstream client (tests).
+    """
     if declarations is not None:
-        return _declared_router(settings, declarations)
-    providers: dict[str, Provider] = {"mock": _mock(settings, None, None)}
+        return _declared_router(settings, declarations, transport)
+    providers: dict[str, Provider] = {"mock": _mock(settings, None, None, None)}
     if settings.openai_api_key or settings.openai_base_url:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        providers["openai"] = _openai(settings, settings.openai_base_url, key)
+        providers["openai"] = _openai(settings, settings.openai_base_url, key, transport)
     if settings.anthropic_api_key:
-        providers["anthropic"] = _anthropic(
-            settings, None, settings.anthropic_api_key.get_secret_value()
-        )
+        key = settings.anthropic_api_key.get_secret_value()
+        providers["anthropic"] = _anthropic(settings, None, key, transport)
     if settings.google_api_key:
-        providers["google"] = _google(settings, None, settings.google_api_key.get_secret_value())
+        key = settings.google_api_key.get_secret_value()
+        providers["google"] = _google(settings, None, key, transport)
     listed = [ModelCard(name, kind) for kind in providers for name in CATALOG[kind]]
     return Router(providers.values(), {}, listed, prefix_providers=providers)
 
 
-def _declared_router(settings: Settings, declarations: list[ModelDeclaration]) -> Router:
+def _declared_router(
+    settings: Settings, declarations: list[ModelDeclaration], transport: Transport
+) -> Router:
     pools: dict[tuple[str, str | None, str | None], Provider] = {}
     exact: dict[str, Route] = {}
     listed: list[ModelCard] = []
@@ -185,7 +205,8 @@ def _declared_router(settings: Settings, declarations: list[ModelDeclaration]) -
         base_url = declaration.base_url or _default_base_url(settings, declaration.provider)
         pool_key = (declaration.provider, base_url, declaration.api_key_env)
         if pool_key not in pools:
-            pools[pool_key] = FACTORIES[declaration.provider](settings, base_url, key)
+            factory = FACTORIES[declaration.provider]
+            pools[pool_key] = factory(settings, base_url, key, transport)
         route = Route(pools[pool_key], declaration.upstream_model)
         for name in (declaration.name, *declaration.aliases):
             exact[name] = route

@@ -35,8 +35,13 @@ class UpstreamOptions:
     max_connections: int = 1000
 
 
-def make_client(options: UpstreamOptions) -> httpx.AsyncClient:
-    """One pooled client per upstream; `read_timeout` bounds the gap between received chunks."""
+def make_client(
+    options: UpstreamOptions, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """One pooled client per upstream; `read_timeout` bounds the gap between received chunks.
+
+    `transport` replaces the network (tests pass an `httpx.MockTransport`).
+    """
     timeout = httpx.Timeout(
         connect=options.connect_timeout,
         read=options.read_timeout,
@@ -47,7 +52,7 @@ def make_client(options: UpstreamOptions) -> httpx.AsyncClient:
         max_connections=options.max_connections,
         max_keepalive_connections=min(100, options.max_connections),
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
 
 
 async def open_stream(

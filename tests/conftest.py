@@ -1,0 +1,70 @@
+"""Shared fixtures: settings isolated from the machine's environment, and app builders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from echo_stream.app import build_state, create_app
+from echo_stream.settings import Settings
+from tests.live import serve
+from tests.upstreams import FakeUpstream
+
+_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+    "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_BASE_URL", "ECHO_CONFIG", "ECHO_API_KEYS",
+    "ECHO_ADMIN_KEYS", "ADS_FILE", "REDIS_URL", "AD_INJECTION_RATE", "AD_FREE_KEYS",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's provider keys or settings."""
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for a test: offline defaults, no ads unless asked, keys for every provider."""
+    values: dict[str, Any] = {
+        "openai_api_key": "sk-test",
+        "anthropic_api_key": "ak-test",
+        "google_api_key": "gk-test",
+        "mock_delay_ms": 0,
+        "ad_injection_rate": 0.0,
+        "upstream_max_retries": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def make_app(upstream: FakeUpstream | None = None, **overrides: Any) -> FastAPI:
+    """The real app, with `upstream` standing in for every provider's network."""
+    settings = make_settings(**overrides)
+    transport = upstream.transport if upstream else None
+    return create_app(settings, build_state(settings, transport))
+
+
+@pytest.fixture
+def live() -> Callable[..., Any]:
+    """Start a live server for an app: `with live(app) as base_url: ...`."""
+    return serve
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
+    """Start live servers on demand; all are stopped at the end of the test."""
+    stack: list[Any] = []
+
+    def start(app: FastAPI) -> str:
+        manager = serve(app)
+        live_server = manager.__enter__()
+        stack.append(manager)
+        return live_server.url
+
+    yield start
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)

@@ -1,0 +1,58 @@
+"""A real uvicorn server in a background thread, for tests that need real streaming and
+disconnects (`httpx.ASGITransport` buffers whole responses and cannot disconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    port: int
+    loop: asyncio.AbstractEventLoop
+
+    def task_count(self) -> int:
+        """How many tasks the server's event loop holds right now (besides this probe)."""
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1
+
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(timeout=5)
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[LiveServer]:
+    """Run `app` on a free loopback port; yield the server; stop it afterwards."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", port, loop)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        loop.close()
