@@ -7,6 +7,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from echo_stream.ads.inventory import InventoryError
 from echo_stream.app import build_state
 from echo_stream.config_file import ConfigError
 from echo_stream.settings import Settings
@@ -17,7 +18,7 @@ def main() -> None:
     try:
         settings = Settings()
         build_state(settings)  # fail fast, with a clear message, before any worker starts
-    except (ConfigError, ValidationError, ValueError) as exc:
+    except (ConfigError, InventoryError, ValidationError, ValueError) as exc:
         print(f"echo-stream: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run(

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from echo_stream import __version__
-from echo_stream.api import chat, health, models
+from echo_stream.ads.engine import AdEngine
+from echo_stream.api import ads, chat, health, models
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.routing import build_router
@@ -36,7 +37,8 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         router = build_router(settings, declarations, transport)
     except ConfigError as exc:
         raise ConfigError(f"{settings.echo_config}: {exc}") from exc
-    return AppState(settings=settings, router=router)
+    ads = AdEngine.from_settings(settings) if settings.ad_injection_rate > 0 else None
+    return AppState(settings=settings, router=router, ads=ads)
 
 
 def _error_response(error: EchoError) -> Response:
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health):
+    for module in (chat, models, health, ads):
         app.include_router(module.router)
     if origins := settings.origins():
         app.add_middleware(

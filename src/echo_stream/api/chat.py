@@ -27,7 +27,10 @@ async def chat_completions(request: Request) -> Response:
     chat = parse_chat_request(await read_body(request, settings.max_request_bytes))
     route = state.router.resolve(chat.model)
     stages: list[Stage] = []
-    if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key)) is not None:
+    if (
+        state.ads is not None
+        and (ad_stage := state.ads.stage(chat, client_key, str(request.base_url))) is not None
+    ):
         stages.append(ad_stage)
     source = first_event_within(
         route.provider.stream(chat, route.upstream_model),

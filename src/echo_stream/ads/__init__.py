@@ -1,0 +1,1 @@
+"""Sponsored blocks: inventory, targeting, the sensitive-topic guard and rendering."""

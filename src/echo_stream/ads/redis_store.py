@@ -1,0 +1,156 @@
+"""`RedisAdStore`: the ad engine's shared state in Redis, shared by every worker and replica.
+
+Key layout, all under the store's prefix (default "echo:ads:"):
+
+    {prefix}impressions        hash    ad id -> impressions delivered
+    {prefix}clicks             hash    ad id -> impressions clicked (each at most once)
+    {prefix}decisions          hash    outcome -> responses
+    {prefix}recent:{user_key}  zset    member "{impression id}:{ad id}", score = delivery time;
+                                       trimmed to max_window_s on every write, expires with it
+    {prefix}imp:{impression}   hash    ad, url, clicked (set by the first click); expires after
+                                       the click TTL
+
+Every method is a single round trip: several commands go in one pipeline, and a click (resolve,
+mark clicked, count) is one Lua script so that concurrent clicks on one impression count once.
+The counters never expire; `reset` deletes the prefix's keys with SCAN, never KEYS or FLUSHDB.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from echo_stream.ads.store import DEFAULT_MAX_WINDOW_S, AdCounters, AdStats, Impression
+
+# KEYS[1] the impression hash, KEYS[2] the clicks hash. Returns the URL, or nil when unknown.
+_CLICK_SCRIPT = """
+local target = redis.call('HMGET', KEYS[1], 'ad', 'url')
+if not target[2] then
+  return false
+end
+if redis.call('HSETNX', KEYS[1], 'clicked', '1') == 1 then
+  redis.call('HINCRBY', KEYS[2], target[1], 1)
+end
+return target[2]
+"""
+
+_RESET_BATCH = 500
+
+
+def _milliseconds(seconds: float) -> int:
+    # Redis wants whole milliseconds, and a TTL of 0 would be an error rather than "expired".
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _scan_pattern(prefix: str) -> str:
+    """A SCAN MATCH pattern for every key starting with `prefix`, whatever it contains."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+
+
+class RedisAdStore:
+    """An `AdStore` in Redis, so that caps, budgets and clicks hold across processes."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "echo:ads:",
+        max_window_s: float = DEFAULT_MAX_WINDOW_S,
+    ) -> None:
+        """Use `client` (which must decode responses); the store closes it on `close`."""
+        if max_window_s <= 0:
+            raise ValueError(f"max_window_s must be positive, got {max_window_s}")
+        self._redis = client
+        self._prefix = prefix
+        self._max_window_s = max_window_s
+        self._impressions_key = f"{prefix}impressions"
+        self._clicks_key = f"{prefix}clicks"
+        self._decisions_key = f"{prefix}decisions"
+        self._click = client.register_script(_CLICK_SCRIPT)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "echo:ads:",
+        max_window_s: float = DEFAULT_MAX_WINDOW_S,
+    ) -> RedisAdStore:
+        """A store with its own connection pool to `url`; it connects on first use."""
+        client = Redis.from_url(url, decode_responses=True)
+        return cls(client, prefix=prefix, max_window_s=max_window_s)
+
+    def _recent_key(self, user_key: str) -> str:
+        return f"{self._prefix}recent:{user_key}"
+
+    def _impression_key(self, impression_id: str) -> str:
+        return f"{self._prefix}imp:{impression_id}"
+
+    async def recent_ads(self, user_key: str, window_s: float, now: float) -> list[str]:
+        members = await self._redis.zrangebyscore(
+            self._recent_key(user_key), f"({now - window_s!r}", "+inf"
+        )
+        # Impression ids are URL-safe base64, so the first colon ends them; ad ids may hold more.
+        return [str(member).split(":", 1)[1] for member in members]
+
+    async def record_impression(self, imp: Impression, *, click_ttl_s: float) -> None:
+        recent_key = self._recent_key(imp.user_key)
+        impression_key = self._impression_key(imp.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(self._impressions_key, imp.ad_id, 1)
+            pipe.zadd(recent_key, {f"{imp.id}:{imp.ad_id}": imp.at})
+            pipe.zremrangebyscore(recent_key, "-inf", imp.at - self._max_window_s)
+            pipe.pexpire(recent_key, _milliseconds(self._max_window_s))
+            pipe.hset(impression_key, mapping={"ad": imp.ad_id, "url": imp.url})
+            pipe.pexpire(impression_key, _milliseconds(click_ttl_s))
+            await pipe.execute()
+
+    async def record_click(self, impression_id: str) -> str | None:
+        url = await self._click(keys=[self._impression_key(impression_id), self._clicks_key])
+        return None if url is None else str(url)
+
+    async def impressions(self, ad_id: str) -> int:
+        count = await self._redis.hget(self._impressions_key, ad_id)
+        return int(count or 0)
+
+    async def exhausted(self, budgets: Mapping[str, int]) -> set[str]:
+        if not budgets:
+            return set()
+        ad_ids = list(budgets)
+        counts = await self._redis.hmget(self._impressions_key, ad_ids)
+        return {
+            ad_id
+            for ad_id, count in zip(ad_ids, counts, strict=True)
+            if int(count or 0) >= budgets[ad_id]
+        }
+
+    async def record_decision(self, outcome: str) -> None:
+        await self._redis.hincrby(self._decisions_key, outcome, 1)
+
+    async def stats(self) -> AdStats:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._impressions_key)
+            pipe.hgetall(self._clicks_key)
+            pipe.hgetall(self._decisions_key)
+            impressions, clicks, decisions = await pipe.execute()
+        ads = {
+            ad_id: AdCounters(int(impressions.get(ad_id, 0)), int(clicks.get(ad_id, 0)))
+            for ad_id in impressions.keys() | clicks.keys()
+        }
+        return AdStats(ads=ads, decisions={k: int(v) for k, v in decisions.items()})
+
+    async def reset(self) -> None:
+        batch: list[str] = []
+        async for key in self._redis.scan_iter(match=_scan_pattern(self._prefix), count=1000):
+            batch.append(key)
+            if len(batch) >= _RESET_BATCH:
+                await self._redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await self._redis.unlink(*batch)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,46 @@
+"""Ad measurement endpoints: the click redirect and the statistics report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from echo_stream.api.edge import bearer_token, key_matches
+from echo_stream.errors import EchoError, ModelNotFound, Unauthorized
+from echo_stream.state import AppState
+
+router = APIRouter()
+
+
+class NotFound(EchoError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+@router.get("/v1/ads/click/{impression_id}", response_model=None)
+async def click(impression_id: str, request: Request) -> Response:
+    """Count the click on an impression and send the browser on to the advertiser."""
+    state: AppState = request.app.state.echo
+    if state.ads is None or len(impression_id) > 64:
+        raise NotFound("Unknown or expired ad link")
+    url = await state.ads.store.record_click(impression_id)
+    if url is None:
+        raise NotFound("Unknown or expired ad link")
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/v1/ads/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """Impressions, clicks and CTR per ad, fill rate and no-ad reasons (admin key required)."""
+    state: AppState = request.app.state.echo
+    admin_keys = state.settings.admin_keys()
+    if not admin_keys:
+        raise Unauthorized("Ad statistics are disabled: set ECHO_ADMIN_KEYS to enable them")
+    if not key_matches(bearer_token(request), admin_keys):
+        raise Unauthorized("An admin key is required for ad statistics")
+    if state.ads is None:
+        raise ModelNotFound("Ads are off (AD_INJECTION_RATE=0)", code="ads_disabled")
+    return (await state.ads.store.stats()).to_dict()
