@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     ad_sensitive_topics: str = "health,self_harm,politics,minors"
     ad_sensitive_terms: str = ""
     redis_url: str | None = None
+    redis_key_prefix: str = "echo:"
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

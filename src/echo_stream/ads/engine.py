@@ -25,7 +25,13 @@ from echo_stream.ads.filter import NO_AD, splice_ads
 from echo_stream.ads.format import render_ad
 from echo_stream.ads.guard import SensitiveTopicGuard
 from echo_stream.ads.inventory import Ad, load_inventory
-from echo_stream.ads.store import PLACED, AdStore, Impression, make_ad_store
+from echo_stream.ads.store import (
+    DEFAULT_MAX_WINDOW_S,
+    PLACED,
+    AdStore,
+    Impression,
+    make_ad_store,
+)
 from echo_stream.ads.targeting import AdSelector, Choice
 from echo_stream.events import EventStream
 from echo_stream.protocol import ChatCompletionRequest
@@ -80,7 +86,12 @@ class AdEngine:
     @classmethod
     def from_settings(cls, settings: Settings) -> AdEngine:
         """Load the inventory (raises `InventoryError` for a bad file) and connect the store."""
-        return cls(settings, load_inventory(settings.ads_file), make_ad_store(settings.redis_url))
+        store = make_ad_store(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix + "ads:",
+            max_window_s=max(DEFAULT_MAX_WINDOW_S, settings.ad_cap_window_seconds),
+        )
+        return cls(settings, load_inventory(settings.ads_file), store)
 
     def stage(
         self, request: ChatCompletionRequest, client_key: str | None, base_url: str
