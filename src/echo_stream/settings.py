@@ -16,7 +16,9 @@ def split_list(value: str) -> tuple[str, ...]:
 class Settings(BaseSettings):
     """Every variable is documented in `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     # Server
     host: str = "0.0.0.0"
