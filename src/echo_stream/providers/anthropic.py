@@ -8,6 +8,7 @@ deltas with OpenAI-side tool indexes; usage comes from `message_start` and `mess
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -122,7 +123,7 @@ def _image_block(url: str) -> dict[str, Any]:
 
 
 def _add_tools(body: dict[str, Any], request: ChatCompletionRequest) -> None:
-    if not request.tools or request.tool_choice == "none":
+    if not request.tools:
         return
     body["tools"] = [
         {
@@ -133,6 +134,10 @@ def _add_tools(body: dict[str, Any], request: ChatCompletionRequest) -> None:
         for tool in request.tools
     ]
     choice: dict[str, Any] = {"type": "auto"}
+    if request.tool_choice == "none":
+        # Tools stay declared: a history holding tool_use blocks needs them.
+        body["tool_choice"] = {"type": "none"}
+        return
     if request.tool_choice == "required":
         choice = {"type": "any"}
     elif name := request.tool_choice_name():
@@ -205,35 +210,37 @@ class AnthropicProvider:
             max_retries=self._options.max_retries,
         )
         state = _StreamState()
-        async for _, data in sse_events(self.name, response):
-            event = parse_json(self.name, data)
-            kind = event.get("type")
-            if kind == "content_block_delta":
-                delta = event["delta"]
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield TextDelta(delta["text"])
-                elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                    index = state.tool_index[event["index"]]
-                    yield ToolCallDelta(index=index, arguments=delta["partial_json"])
-            elif kind == "content_block_start":
-                block = event["content_block"]
-                if block.get("type") == "tool_use":
-                    state.tool_index[event["index"]] = index = state.next_tool
-                    state.next_tool += 1
-                    yield ToolCallDelta(
-                        index=index, arguments="", id=block["id"], name=block["name"]
-                    )
-            elif kind == "message_start":
-                state.message_start(event["message"].get("usage") or {})
-            elif kind == "message_delta":
-                state.stop = (event.get("delta") or {}).get("stop_reason") or state.stop
-                state.output = (event.get("usage") or {}).get("output_tokens", state.output)
-            elif kind == "message_stop":
-                yield state.usage()
-                yield Finish(_STOP.get(state.stop or "end_turn", "stop"))
-                return
-            elif kind == "error":
-                raise _stream_error(event)
+        async with aclosing(sse_events(self.name, response)) as events:
+            async for _, data in events:
+                event = parse_json(self.name, data)
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    delta = event["delta"]
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield TextDelta(delta["text"])
+                    elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                        index = state.tool_index.get(event["index"])
+                        if index is not None:  # not one of ours (a server tool's input)
+                            yield ToolCallDelta(index=index, arguments=delta["partial_json"])
+                elif kind == "content_block_start":
+                    block = event["content_block"]
+                    if block.get("type") == "tool_use":
+                        state.tool_index[event["index"]] = index = state.next_tool
+                        state.next_tool += 1
+                        yield ToolCallDelta(
+                            index=index, arguments="", id=block["id"], name=block["name"]
+                        )
+                elif kind == "message_start":
+                    state.message_start(event["message"].get("usage") or {})
+                elif kind == "message_delta":
+                    state.stop = (event.get("delta") or {}).get("stop_reason") or state.stop
+                    state.output = (event.get("usage") or {}).get("output_tokens", state.output)
+                elif kind == "message_stop":
+                    yield state.usage()
+                    yield Finish(_STOP.get(state.stop or "end_turn", "stop"))
+                    return
+                elif kind == "error":
+                    raise _stream_error(event)
         raise truncated(self.name)
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ last one seen is the answer's usage.
 from __future__ import annotations
 
 import secrets
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -193,33 +194,34 @@ class GoogleProvider:
         tool_counts: dict[int, int] = {}
         finished = False
         usage: dict[str, Any] | None = None
-        async for _, data in sse_events(self.name, response):
-            chunk = parse_json(self.name, data)
-            if error := chunk.get("error"):
-                raise UpstreamUnavailable(f"google stream error: {error.get('message', error)}")
-            for candidate in chunk.get("candidates") or ():
-                index = candidate.get("index", 0)
-                for part in (candidate.get("content") or {}).get("parts") or ():
-                    if part.get("thought"):
-                        continue
-                    if text := part.get("text"):
-                        yield TextDelta(text, index)
-                    elif call := part.get("functionCall"):
-                        tool = tool_counts.get(index, 0)
-                        tool_counts[index] = tool + 1
-                        arguments = orjson.dumps(call.get("args") or {}).decode()
-                        call_id = "call_" + secrets.token_hex(12)
-                        yield ToolCallDelta(tool, arguments, call_id, call.get("name"), index)
-                if reason := candidate.get("finishReason"):
+        async with aclosing(sse_events(self.name, response)) as events:
+            async for _, data in events:
+                chunk = parse_json(self.name, data)
+                if error := chunk.get("error"):
+                    raise UpstreamUnavailable(f"google stream error: {error.get('message', error)}")
+                for candidate in chunk.get("candidates") or ():
+                    index = candidate.get("index", 0)
+                    for part in (candidate.get("content") or {}).get("parts") or ():
+                        if part.get("thought"):
+                            continue
+                        if text := part.get("text"):
+                            yield TextDelta(text, index)
+                        elif call := part.get("functionCall"):
+                            tool = tool_counts.get(index, 0)
+                            tool_counts[index] = tool + 1
+                            arguments = orjson.dumps(call.get("args") or {}).decode()
+                            call_id = "call_" + secrets.token_hex(12)
+                            yield ToolCallDelta(tool, arguments, call_id, call.get("name"), index)
+                    if reason := candidate.get("finishReason"):
+                        finished = True
+                        yield Finish(_finish(reason, index in tool_counts), index)
+                if meta := chunk.get("usageMetadata"):
+                    usage = meta
+                if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get(
+                    "blockReason"
+                ):
                     finished = True
-                    yield Finish(_finish(reason, index in tool_counts), index)
-            if meta := chunk.get("usageMetadata"):
-                usage = meta
-            if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get(
-                "blockReason"
-            ):
-                finished = True
-                yield Finish("content_filter")
+                    yield Finish("content_filter")
         if not finished:
             raise truncated(self.name)
         if usage is not None:

@@ -5,7 +5,7 @@ first byte, and the single place where httpx errors and upstream statuses become
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +133,7 @@ def _error_message(raw: bytes) -> str:
     return raw[:300].decode("utf-8", "replace").strip()
 
 
-async def sse_events(provider: str, response: httpx.Response) -> AsyncIterator[SSEEvent]:
+async def sse_events(provider: str, response: httpx.Response) -> AsyncGenerator[SSEEvent, None]:
     """Decode the response body as SSE, translating transport failures mid-stream."""
     decoder = SSEDecoder()
     try:

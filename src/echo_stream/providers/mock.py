@@ -140,7 +140,8 @@ class MockProvider:
     def _answer_pieces(request: ChatCompletionRequest) -> Iterator[str]:
         last = request.messages[-1]
         if last.role in ("tool", "function"):
-            name = last.name or "requested"
+            calls = {c.id: c.function.name for m in request.messages for c in m.tool_calls or ()}
+            name = last.name or calls.get(last.tool_call_id or "", "requested")
             text = _AFTER_TOOL.format(name=name, result=" ".join(last.text().split())[:300])
         elif (request.response_format or {}).get("type") in ("json_object", "json_schema"):
             text = orjson.dumps({"answer": f"A mock answer about {_topic(request)}."}).decode()

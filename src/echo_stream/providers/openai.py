@@ -7,6 +7,7 @@ this runs once per token, where building pydantic objects would cost more than e
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -165,15 +166,16 @@ class OpenAIProvider:
         )
         started: set[int] = set()
         finished: set[int] = set()
-        async for _, data in sse_events(self.name, response):
-            if data == b"[DONE]":
-                return
-            for event in parse_chunk(parse_json(self.name, data)):
-                if isinstance(event, Finish):
-                    finished.add(event.choice)
-                elif not isinstance(event, Usage):
-                    started.add(event.choice)
-                yield event
+        async with aclosing(sse_events(self.name, response)) as events:
+            async for _, data in events:
+                if data == b"[DONE]":
+                    return
+                for event in parse_chunk(parse_json(self.name, data)):
+                    if isinstance(event, Finish):
+                        finished.add(event.choice)
+                    elif not isinstance(event, Usage):
+                        started.add(event.choice)
+                    yield event
         # Some compatible servers omit [DONE]; that is fine once every choice has finished.
         if not finished or started - finished:
             raise truncated(self.name)
