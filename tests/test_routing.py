@@ -44,20 +44,32 @@ def test_unknown_names_are_not_found(name: str) -> None:
 
 
 def test_catalog_lists_only_providers_with_keys() -> None:
-    keyless = build_router(make_settings(openai_api_key=None, anthropic_api_key=None, google_api_key=None), None)
+    keyless = build_router(
+        make_settings(openai_api_key=None, anthropic_api_key=None, google_api_key=None), None
+    )
     assert [card.id for card in keyless.models()] == ["echo-mock"]
     only_google = build_router(make_settings(openai_api_key=None, anthropic_api_key=None), None)
     ids = {card.id for card in only_google.models()}
     assert {"echo-mock", "gemini-2.0-flash-exp", "gemini-1.5-pro-latest", "gemini-2.5-pro"} <= ids
     assert not any(i.startswith(("gpt", "claude")) for i in ids)
     everything = {card.id for card in build_router(make_settings(), None).models()}
-    assert {"gpt-4o", "gpt-4o-mini", "o1", "gpt-4.1", "claude-3-5-sonnet-20241022",
-            "claude-3-opus-20240229", "claude-sonnet-4-20250514", "gemini-2.0-flash",
-            "gemini-2.5-flash"} <= everything
+    assert {
+        "gpt-4o",
+        "gpt-4o-mini",
+        "o1",
+        "gpt-4.1",
+        "claude-3-5-sonnet-20241022",
+        "claude-3-opus-20240229",
+        "claude-sonnet-4-20250514",
+        "gemini-2.0-flash",
+        "gemini-2.5-flash",
+    } <= everything
 
 
 def test_openai_compatible_base_url_needs_no_key() -> None:
-    router = build_router(make_settings(openai_api_key=None, openai_base_url="http://localhost:11434/v1"), None)
+    router = build_router(
+        make_settings(openai_api_key=None, openai_base_url="http://localhost:11434/v1"), None
+    )
     assert router.resolve("gpt-oss").provider.name == "openai"
 
 
@@ -67,7 +79,9 @@ def _write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def test_config_file_declares_exactly_its_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_declares_exactly_its_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GROQ_KEY", "gq-test")
     path = _write(
         tmp_path,
@@ -99,14 +113,22 @@ models:
     [
         ("models: []", "expected a top-level 'models:' list"),
         ("models:\n  - name: a\n    provider: azure\n", "models entry 1 ('a'): provider"),
-        ("models:\n  - name: a\n    provider: mock\n  - name: a\n    provider: mock\n", "entry 2 ('a'): name 'a' is already used by entry 1"),
+        (
+            "models:\n  - name: a\n    provider: mock\n  - name: a\n    provider: mock\n",
+            "entry 2 ('a'): name 'a' is already used by entry 1",
+        ),
         ("models:\n  - provider: mock\n", "models entry 1: name"),
         ("models:\n  - name: a\n    provider: mock\n    colour: red\n", "colour"),
-        ("models:\n  - name: a\n    provider: openai\n    base_url: ftp://x\n", "base_url: must start with http"),
+        (
+            "models:\n  - name: a\n    provider: openai\n    base_url: ftp://x\n",
+            "base_url: must start with http",
+        ),
         ("models: [unclosed", "not valid YAML"),
     ],
 )
-def test_bad_config_file_names_file_entry_and_problem(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_config_file_names_file_entry_and_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
@@ -115,7 +137,9 @@ def test_bad_config_file_names_file_entry_and_problem(tmp_path: Path, text: str,
 
 
 def test_missing_key_variable_stops_start_up(tmp_path: Path) -> None:
-    path = _write(tmp_path, "models:\n  - name: smart\n    provider: anthropic\n    api_key_env: NOPE_KEY\n")
+    path = _write(
+        tmp_path, "models:\n  - name: smart\n    provider: anthropic\n    api_key_env: NOPE_KEY\n"
+    )
     with pytest.raises(ConfigError, match=r"echo.yaml: model 'smart': NOPE_KEY is not set"):
         build_state(make_settings(echo_config=path))
 

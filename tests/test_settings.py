@@ -24,7 +24,9 @@ def test_every_setting_is_in_env_example() -> None:
     assert set(_documented()) <= names, set(_documented()) - names
 
 
-def test_env_example_as_is_gives_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_example_as_is_gives_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
     loaded = Settings()

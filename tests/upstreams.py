@@ -34,7 +34,11 @@ def openai_stream(pieces: list[str], *, finish: str = "stop", usage: bool = True
     out += [_sse(chunk({"content": piece})) for piece in pieces]
     out.append(_sse(chunk({}, finish)))
     if usage:
-        counts = {"prompt_tokens": 11, "completion_tokens": len(pieces), "total_tokens": 11 + len(pieces)}
+        counts = {
+            "prompt_tokens": 11,
+            "completion_tokens": len(pieces),
+            "total_tokens": 11 + len(pieces),
+        }
         out.append(_sse({**head, "choices": [], "usage": counts}))
     out.append("data: [DONE]\n\n")
     return "".join(out).encode()
@@ -51,8 +55,14 @@ def openai_tool_stream() -> bytes:
         return {"tool_calls": [{"index": index, **fields}]}
 
     out = [_sse(chunk({"role": "assistant", "content": None}))]
-    for index, (name, args) in enumerate((("get_weather", '{"city": "Paris"}'), ("get_time", "{}"))):
-        first = {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": ""}}
+    for index, (name, args) in enumerate(
+        (("get_weather", '{"city": "Paris"}'), ("get_time", "{}"))
+    ):
+        first = {
+            "id": f"call_{index}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
         out.append(_sse(chunk(call(index, **first))))
         for start in range(0, len(args), 5):
             out.append(_sse(chunk(call(index, function={"arguments": args[start : start + 5]}))))
@@ -68,21 +78,45 @@ def anthropic_stream(pieces: list[str], *, stop: str = "end_turn") -> bytes:
             {
                 "type": "message_start",
                 "message": {
-                    "id": "msg_1", "type": "message", "role": "assistant", "content": [],
-                    "model": "claude", "stop_reason": None,
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "model": "claude",
+                    "stop_reason": None,
                     "usage": {"input_tokens": 9, "output_tokens": 1},
                 },
             },
             "message_start",
         ),
-        _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"),
+        _sse(
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            "content_block_start",
+        ),
         _sse({"type": "ping"}, "ping"),
     ]
     for piece in pieces:
-        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": piece},
+        }
         out.append(_sse(delta, "content_block_delta"))
     out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-    out.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": len(pieces)}}, "message_delta"))
+    out.append(
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop},
+                "usage": {"output_tokens": len(pieces)},
+            },
+            "message_delta",
+        )
+    )
     out.append('event: message_stop\ndata: {"type":"message_stop"}')
     return "".join(out).encode()
 
@@ -91,10 +125,17 @@ def gemini_stream(pieces: list[str]) -> bytes:
     """A Gemini alt=sse stream: CRLF framing, cumulative usage, finishReason on the last."""
     out = []
     for number, piece in enumerate(pieces, start=1):
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": piece}], "role": "model"},
+            "index": 0,
+        }
         if number == len(pieces):
             candidate["finishReason"] = "STOP"
-        usage = {"promptTokenCount": 4, "candidatesTokenCount": number, "totalTokenCount": 4 + number}
+        usage = {
+            "promptTokenCount": 4,
+            "candidatesTokenCount": number,
+            "totalTokenCount": 4 + number,
+        }
         out.append(_sse({"candidates": [candidate], "usageMetadata": usage}, newline="\r\n"))
     return "".join(out).encode()
 

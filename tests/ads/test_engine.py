@@ -27,7 +27,14 @@ from echo_stream.streaming.chunks import ChunkWriter, encode_chunks
 from echo_stream.streaming.collect import collect_completion
 from echo_stream.streaming.pipeline import build_pipeline
 from tests.conftest import make_settings
-from tests.upstreams import FakeUpstream, Reply, anthropic_stream, gemini_stream, openai_stream, random_pieces
+from tests.upstreams import (
+    FakeUpstream,
+    Reply,
+    anthropic_stream,
+    gemini_stream,
+    openai_stream,
+    random_pieces,
+)
 
 AD_BLOCK = re.compile(r"\n\n\[ad\]\n.*?\n\[/ad\]\[link\].*?\[/link\]\n\n", re.S)
 
@@ -128,7 +135,9 @@ def test_seed_makes_decisions_reproducible() -> None:
         ({}, "k-free", "ad_free_key"),
     ],
 )
-def test_ineligible_requests_get_no_ad(fields: dict[str, Any], key: str | None, reason: str) -> None:
+def test_ineligible_requests_get_no_ad(
+    fields: dict[str, Any], key: str | None, reason: str
+) -> None:
     async def main() -> None:
         eng = engine(ad_free_keys="k-free")
         assert eng.stage(request(**fields), key, "http://gw") is None
@@ -138,7 +147,11 @@ def test_ineligible_requests_get_no_ad(fields: dict[str, Any], key: str | None, 
 
 
 @pytest.mark.parametrize(
-    "content", ["I think I have symptoms of diabetes, what medication helps?", "Who should I vote for in the election?"]
+    "content",
+    [
+        "I think I have symptoms of diabetes, what medication helps?",
+        "Who should I vote for in the election?",
+    ],
 )
 def test_sensitive_topics_suppress_ads(content: str) -> None:
     async def main() -> None:
@@ -228,7 +241,9 @@ def _provider(kind: str, upstream: FakeUpstream) -> Any:
 
 BUILDERS = {"openai": openai_stream, "anthropic": anthropic_stream, "google": gemini_stream}
 _words = st.text(
-    alphabet=st.sampled_from(list("abcdefgh .,!?\n`-#|>*éü日本☕🎉0123456789ABC")), min_size=1, max_size=12
+    alphabet=st.sampled_from(list("abcdefgh .,!?\n`-#|>*éü日本☕🎉0123456789ABC")),
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -256,7 +271,14 @@ def test_pipeline_keeps_the_upstream_text_exact(
         if not stream:
             body = await collect_completion(events, completion_id="c", created=1, model="m")
             return str(body["choices"][0]["message"]["content"])
-        out = b"".join([chunk async for chunk in encode_chunks(events, ChunkWriter("c", 1, "m"), include_usage=True)])
+        out = b"".join(
+            [
+                chunk
+                async for chunk in encode_chunks(
+                    events, ChunkWriter("c", 1, "m"), include_usage=True
+                )
+            ]
+        )
         text = ""
         for line in out.split(b"\n\n"):
             if line.startswith(b"data: {"):

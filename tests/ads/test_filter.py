@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 from hypothesis import given, settings
@@ -100,7 +101,11 @@ def test_short_answers_get_no_ad() -> None:
 
 def test_tool_call_responses_get_no_ad() -> None:
     async def main() -> list[Event]:
-        items: list[Event] = [TextDelta(ANSWER), ToolCallDelta(0, "{}", "c1", "f"), Finish("tool_calls")]
+        items: list[Event] = [
+            TextDelta(ANSWER),
+            ToolCallDelta(0, "{}", "c1", "f"),
+            Finish("tool_calls"),
+        ]
         return [e async for e in splice_ads(_events(items), source, min_chars=5, placement="end")]
 
     source = Source()
@@ -113,13 +118,20 @@ def test_content_filter_and_unclosed_code_get_no_ad() -> None:
     run(["x" * 300], source, finish="content_filter", min_chars=10, placement="end")
     assert source.outcome == ("content_filter", 0)
     source = Source()
-    run(["Intro text here.\n\n```python\nwhile True:\n    pass"], source, min_chars=5, placement="end")
+    run(
+        ["Intro text here.\n\n```python\nwhile True:\n    pass"],
+        source,
+        min_chars=5,
+        placement="end",
+    )
     assert source.outcome == ("unsafe_end", 0)
 
 
 def test_max_ads_are_spaced_by_min_length() -> None:
     text = "".join(f"Sentence number {i} is here. " for i in range(40))
-    events = run([text[i : i + 5] for i in range(0, len(text), 5)], Source(), min_chars=100, max_ads=3)
+    events = run(
+        [text[i : i + 5] for i in range(0, len(text), 5)], Source(), min_chars=100, max_ads=3
+    )
     out = text_of(events)
     assert out.count(AD) == 3
     positions = []
@@ -127,7 +139,9 @@ def test_max_ads_are_spaced_by_min_length() -> None:
     while AD in rest:
         positions.append(len(rest[: rest.index(AD)]))
         rest = rest.replace(AD, "", 1)
-    assert positions[0] >= 100 and all(b - a >= 100 for a, b in zip(positions, positions[1:], strict=False))
+    assert positions[0] >= 100 and all(
+        b - a >= 100 for a, b in itertools.pairwise(positions)
+    )
     assert rest == text
 
 
@@ -151,10 +165,21 @@ def test_closed_stream_counts_as_incomplete() -> None:
 _markdown = st.lists(
     st.sampled_from(
         [
-            "Plain sentence one. ", "Dr. Smith met Mr. Jones at 3.14 p.m. today. ", "Visit https://x.example/a.b now. ",
-            "Mail a.b@c.example please! ", "\n\n", "- item one\n- item two\n", "```\ncode. Here\n```\n",
-            "`x. Y` inline. ", "| a | b |\n|---|---|\n", "# Heading. Yes\n", "> quote. Here\n",
-            "Wait... What? ", "Café ☕ naïve 日本語。 ", "Emoji 🎉 here. Next one. ", "v2.0 is out. So is 1.2.3. ",
+            "Plain sentence one. ",
+            "Dr. Smith met Mr. Jones at 3.14 p.m. today. ",
+            "Visit https://x.example/a.b now. ",
+            "Mail a.b@c.example please! ",
+            "\n\n",
+            "- item one\n- item two\n",
+            "```\ncode. Here\n```\n",
+            "`x. Y` inline. ",
+            "| a | b |\n|---|---|\n",
+            "# Heading. Yes\n",
+            "> quote. Here\n",
+            "Wait... What? ",
+            "Café ☕ naïve 日本語。 ",
+            "Emoji 🎉 here. Next one. ",
+            "v2.0 is out. So is 1.2.3. ",
         ]
     ),
     max_size=25,
@@ -172,7 +197,7 @@ def test_removing_the_ad_gives_back_the_exact_answer(
     text: str, cuts: list[int], min_chars: int, ready: bool
 ) -> None:
     bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
-    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] or [text]
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds)] or [text]
     source = Source(ready=ready, blocks=1)
     events = run(pieces, source, min_chars=min_chars)
     out = text_of(events)

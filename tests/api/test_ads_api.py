@@ -24,7 +24,9 @@ def _ask(base: str, user: str | None = None, key: str = "client") -> str:
     extra = {"user": user} if user else {}
     return "".join(
         chunk.choices[0].delta.content or ""
-        for chunk in client.chat.completions.create(model="echo-mock", messages=MESSAGES, stream=True, **extra)  # type: ignore[call-overload]
+        for chunk in client.chat.completions.create(
+            model="echo-mock", messages=MESSAGES, stream=True, **extra
+        )  # type: ignore[call-overload]
         if chunk.choices
     )
 
@@ -45,7 +47,9 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 3.0) -> bool:
 
 
 def test_click_redirects_and_is_counted(server: Callable[..., str]) -> None:
-    base = server(make_app(ad_injection_rate=1.0, ad_track_clicks=True, echo_admin_keys="admin-key"))
+    base = server(
+        make_app(ad_injection_rate=1.0, ad_track_clicks=True, echo_admin_keys="admin-key")
+    )
     text = _ask(base)
     match = CLICK.search(text)
     assert match, text
@@ -101,7 +105,9 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.mark.redis
-def test_two_workers_share_caps_and_counters_through_redis(server: Callable[..., str], redis_url: str) -> None:
+def test_two_workers_share_caps_and_counters_through_redis(
+    server: Callable[..., str], redis_url: str
+) -> None:
     options = {
         "ad_injection_rate": 1.0,
         "redis_url": "redis://127.0.0.1:6379/0",

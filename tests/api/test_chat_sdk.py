@@ -10,13 +10,13 @@ import pytest
 from tests.conftest import make_app
 from tests.upstreams import (
     FakeUpstream,
+    Reply,
     anthropic_stream,
     gemini_stream,
     openai_stream,
     openai_tool_stream,
     random_pieces,
     text_reply,
-    Reply,
 )
 
 PIECES = ["Hello", " there", "! Caf", "é ☕", " and 日本語", " — done."]
@@ -51,7 +51,9 @@ def test_streaming_through_each_provider(
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == TEXT
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
@@ -86,14 +88,22 @@ def test_usage_chunk_only_when_asked(server: Callable[..., str]) -> None:
 
 
 def test_streamed_tool_calls_assemble_in_the_sdk(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(Reply(pieces=random_pieces(openai_tool_stream(), __import__("random").Random(1))))
+    upstream = FakeUpstream(
+        Reply(pieces=random_pieces(openai_tool_stream(), __import__("random").Random(1)))
+    )
     client = _client(server(make_app(upstream)))
     stream = client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "user", "content": "weather and time?"}],
         tools=[
-            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
-            {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}},
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}},
+            },
+            {
+                "type": "function",
+                "function": {"name": "get_time", "parameters": {"type": "object"}},
+            },
         ],
         stream=True,
     )

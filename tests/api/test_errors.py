@@ -33,13 +33,27 @@ def _error_body(response: httpx.Response) -> dict[str, object]:
         (b'{"model": "echo-mock"}', "messages"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model"),
         (b'{"model": "echo-mock", "messages": []}', "messages"),
-        (b'{"model": "echo-mock", "messages": [{"role": "wizard", "content": "x"}]}', "messages.0.role"),
-        (b'{"model": "echo-mock", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
-        (b'{"model": "echo-mock", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', "max_tokens"),
-        (b'{"model": "echo-mock", "messages": [{"role": "user", "content": [{"type": "text"}]}]}', "messages.0.content"),
+        (
+            b'{"model": "echo-mock", "messages": [{"role": "wizard", "content": "x"}]}',
+            "messages.0.role",
+        ),
+        (
+            b'{"model": "echo-mock", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}',
+            "temperature",
+        ),
+        (
+            b'{"model": "echo-mock", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}',
+            "max_tokens",
+        ),
+        (
+            b'{"model": "echo-mock", "messages": [{"role": "user", "content": [{"type": "text"}]}]}',
+            "messages.0.content",
+        ),
     ],
 )
-def test_invalid_requests_are_400(server: Callable[..., str], payload: bytes, param: str | None) -> None:
+def test_invalid_requests_are_400(
+    server: Callable[..., str], payload: bytes, param: str | None
+) -> None:
     base = server(make_app())
     response = httpx.post(base + "/v1/chat/completions", content=payload)
     assert response.status_code == 400
@@ -79,7 +93,9 @@ def test_client_keys_are_enforced(server: Callable[..., str]) -> None:
     base = server(make_app(echo_api_keys="k-one, k-two"))
     with pytest.raises(openai.AuthenticationError):
         _client(base, key="wrong").chat.completions.create(model="echo-mock", messages=MESSAGES)
-    missing = httpx.post(base + "/v1/chat/completions", json={"model": "echo-mock", "messages": MESSAGES})
+    missing = httpx.post(
+        base + "/v1/chat/completions", json={"model": "echo-mock", "messages": MESSAGES}
+    )
     assert missing.status_code == 401 and _error_body(missing)["code"] == "invalid_api_key"
     assert httpx.get(base + "/v1/models").status_code == 401
     assert httpx.get(base + "/health").status_code == 200
@@ -134,7 +150,10 @@ def test_retry_before_first_byte_recovers(server: Callable[..., str]) -> None:
 def test_unreachable_upstream_is_502(server: Callable[..., str]) -> None:
     upstream = FakeUpstream(Reply(raise_error=httpx.ConnectError("connection refused")))
     base = server(make_app(upstream))
-    response = httpx.post(base + "/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES, "stream": True})
+    response = httpx.post(
+        base + "/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": MESSAGES, "stream": True},
+    )
     assert response.status_code == 502
     assert _error_body(response)["code"] == "upstream_unavailable"
 
@@ -150,11 +169,14 @@ def test_first_token_timeout_is_504(server: Callable[..., str]) -> None:
 
 
 def test_failure_after_first_byte_is_an_error_event(server: Callable[..., str]) -> None:
-    pieces = random_pieces(openai_stream(["one", " two", " three", " four"]), __import__("random").Random(5), 30)
+    pieces = random_pieces(
+        openai_stream(["one", " two", " three", " four"]), __import__("random").Random(5), 30
+    )
     upstream = FakeUpstream(Reply(pieces=pieces, fail_after=len(pieces) - 3))
     base = server(make_app(upstream))
     with httpx.stream(
-        "POST", base + "/v1/chat/completions",
+        "POST",
+        base + "/v1/chat/completions",
         json={"model": "gpt-4o", "messages": MESSAGES, "stream": True},
     ) as response:
         assert response.status_code == 200

@@ -47,12 +47,19 @@ def stalling_upstream() -> Iterator[str]:
 
 def test_between_chunk_timeout_ends_stream_with_error_event(stalling_upstream: str) -> None:
     app = make_app(openai_base_url=stalling_upstream, upstream_read_timeout=0.3)
-    with serve(app) as live, httpx.stream(
-        "POST",
-        live.url + "/v1/chat/completions",
-        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": True},
-        timeout=10,
-    ) as response:
+    with (
+        serve(app) as live,
+        httpx.stream(
+            "POST",
+            live.url + "/v1/chat/completions",
+            json={
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": "x"}],
+                "stream": True,
+            },
+            timeout=10,
+        ) as response,
+    ):
         body = response.read().decode()
     assert response.status_code == 200
     assert '"content":"only this"' in body
