@@ -33,6 +33,9 @@ class Source:
         self.is_ready = True
         return self.ready()
 
+    def pending(self) -> bool:
+        return self.blocks > 0
+
     def finish(self, outcome: str, placed: int) -> None:
         self.outcome = (outcome, placed)
 
@@ -207,3 +210,19 @@ def test_removing_the_ad_gives_back_the_exact_answer(
         assert len(out[: out.index(AD)]) >= min(min_chars, len(text))
     else:
         assert source.outcome is not None and source.outcome[0] in ("too_short", "unsafe_end")
+
+
+def test_answer_ending_in_a_list_item_still_gets_its_ad_at_the_end() -> None:
+    source = Source()
+    answer = "Here are the steps you need to follow today:\n\n- first step\n- last item"
+    events = run([answer], source, min_chars=10, placement="end")
+    assert [e.text for e in events if isinstance(e, TextDelta)] == [answer, AD]
+    assert source.outcome == ("placed", 1)
+
+
+def test_scanning_stops_once_no_ad_can_come() -> None:
+    source = Source(blocks=0)
+    text = "One sentence here. Another one there. " * 20
+    events = run([text[i : i + 9] for i in range(0, len(text), 9)], source, min_chars=10)
+    assert text_of(events) == text
+    assert source.outcome == (NO_AD, 0)

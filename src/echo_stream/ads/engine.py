@@ -208,6 +208,16 @@ class AdPlan:
             return None
         return self._next_block()
 
+    def pending(self) -> bool:
+        """False once the choice has settled with nothing (more) to serve."""
+        task = self._task
+        if task is None or not task.done():
+            return task is not None
+        if task.cancelled():
+            return False
+        result = task.result()
+        return not isinstance(result, str) and len(self._delivered) < len(result)
+
     async def wait(self) -> str | None:
         """The next ad block, giving a still-running choice a moment to finish."""
         if self._task is None:

@@ -28,6 +28,10 @@ class AdSource(Protocol):
         """The next ad block if one is already chosen; never waits."""
         ...
 
+    def pending(self) -> bool:
+        """False once it is settled that no further block will come (the scanner can stop)."""
+        ...
+
     async def wait(self) -> str | None:
         """The next ad block, waiting briefly if the choice is still running."""
         ...
@@ -57,22 +61,31 @@ async def splice_ads(
     scanner = PlacementScanner(min_chars)
     progress = _Progress()
     outcome = "incomplete"
+    scanning = max_ads > 0
     try:
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta) and event.choice == 0:
                     start = progress.seen
                     progress.seen += len(event.text)
+                    if not scanning:  # all ads placed, or none coming: pass text straight on
+                        yield event
+                        continue
                     points = scanner.feed(event.text)
-                    if not points or placement == "end" or progress.placed >= max_ads:
+                    if not points or placement == "end":
                         yield event
                         continue
                     for part in _splice(event.text, start, points, source, progress, min_chars):
                         yield part
+                    scanning = progress.placed < max_ads and source.pending()
                     continue
                 if isinstance(event, ToolCallDelta):
                     progress.called_tools = True
                 elif isinstance(event, Finish) and event.choice == 0:
+                    if not scanning and not progress.placed:
+                        outcome = NO_AD
+                        yield event
+                        continue
                     outcome = _outcome_at_end(event, scanner, progress, min_chars)
                     if outcome == "place_now":
                         block = await source.wait()
@@ -119,6 +132,7 @@ def _outcome_at_end(
         return "content_filter"
     if progress.seen == 0 or progress.seen < min_chars:
         return "too_short"
+    scanner.feed("\n\n")  # the ad block opens with a blank line, which closes lists and tables
     if not scanner.end_is_safe():
         return "unsafe_end"  # e.g. the answer ends inside an unclosed code block
     return "place_now"
