@@ -25,6 +25,7 @@ from echo_stream.events import (
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.providers.http import (
     UpstreamOptions,
+    finish_body,
     make_client,
     open_stream,
     parse_json,
@@ -238,6 +239,7 @@ class AnthropicProvider:
                 elif kind == "message_stop":
                     yield state.usage()
                     yield Finish(_STOP.get(state.stop or "end_turn", "stop"))
+                    await finish_body(events)
                     return
                 elif kind == "error":
                     raise _stream_error(event)

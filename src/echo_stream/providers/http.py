@@ -150,6 +150,17 @@ async def sse_events(provider: str, response: httpx.Response) -> AsyncGenerator[
         yield event
 
 
+async def finish_body(events: AsyncGenerator[SSEEvent, None], seconds: float = 1.0) -> None:
+    """Read what is left of a stream whose end marker arrived (normally just the chunked
+    terminator), so its connection goes back to the pool instead of being dropped."""
+    try:
+        async with asyncio.timeout(seconds):
+            async for _ in events:
+                pass
+    except (TimeoutError, EchoError):
+        pass
+
+
 def parse_json(provider: str, data: bytes) -> Any:
     """Parse one event's JSON payload; a malformed one is an upstream failure."""
     try:

@@ -26,6 +26,7 @@ from echo_stream.events import (
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.http import (
     UpstreamOptions,
+    finish_body,
     make_client,
     open_stream,
     parse_json,
@@ -169,6 +170,7 @@ class OpenAIProvider:
         async with aclosing(sse_events(self.name, response)) as events:
             async for _, data in events:
                 if data == b"[DONE]":
+                    await finish_body(events)
                     return
                 for event in parse_chunk(parse_json(self.name, data)):
                     if isinstance(event, Finish):
