@@ -1,0 +1,249 @@
+"""Run the Echo Stream bench: direct upstream, nginx, the gateway and LiteLLM side by side.
+
+    .venv/bin/python -m bench.run                 # everything (a few minutes)
+    .venv/bin/python -m bench.run --quick         # small loads, direct + gateway only (< 60 s)
+    .venv/bin/python -m bench.run --scenarios ttft1,throughput --no-litellm
+
+The proxy under test runs on core 0; this process (the load generator) and the fake upstream
+run on core 1. Results go to bench/results/<timestamp>.json and bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Load, run_load
+from bench.procs import (
+    DRIVER_CORE,
+    PROXY_CORE,
+    Proc,
+    RssSampler,
+    Unavailable,
+    cpu_seconds,
+    pin_self,
+    raise_nofile_limit,
+    rss_bytes,
+    run_async,
+)
+from bench.report import summary, write_json
+from bench.scenarios import GATEWAYS, SYSTEMS, Case, build_scenarios, evaluate
+from bench.systems import REPO, WORK, System, start_fake_upstream, start_system, target_for
+from bench.workload import Route, StreamShape, model_name
+
+_MB = 1024 * 1024
+
+
+async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]:
+    """Drive one case's load through ``system``; the load plus proxy CPU and memory."""
+    spec = case.load
+    target = target_for(system, case.route, spec.shape)
+    pid = system.proc.pid if system.proc is not None else None
+    sampler = RssSampler(pid) if pid is not None and spec.sample_rss else None
+    proxy_cpu_before = cpu_seconds(pid) if pid is not None else 0.0
+    upstream_cpu_before = cpu_seconds(upstream.pid)
+    if sampler is not None:
+        sampler.start()
+    result = await run_load(target, Load(spec.clients, spec.requests, spec.time_limit_s))
+    peak = await sampler.stop() if sampler is not None else None
+    proxy_cpu = cpu_seconds(pid) - proxy_cpu_before if pid is not None else None
+    chunks = result.content_chunks
+    return {
+        "system": system.name,
+        "route": case.route,
+        "load": {
+            "name": spec.name,
+            "clients": spec.clients,
+            "requests": spec.requests,
+            "chunks": spec.shape.chunks,
+            "delay_ms": spec.shape.delay_ms,
+            "time_limit_s": spec.time_limit_s,
+        },
+        "client_format": target.fmt,
+        "model": target.model,
+        "proxy_cores": system.cores,
+        "result": result.to_json(),
+        "proxy_cpu_s": proxy_cpu,
+        "proxy_cpu_per_1k_chunks_s": (
+            proxy_cpu / chunks * 1000 if proxy_cpu is not None and chunks else None
+        ),
+        "proxy_peak_rss_mb": peak / _MB if peak is not None else None,
+        "proxy_rss_after_mb": rss_bytes(pid) / _MB if pid is not None else None,
+        "upstream_cpu_s": cpu_seconds(upstream.pid) - upstream_cpu_before,
+    }
+
+
+async def warm_up(system: System, routes: set[Route]) -> str | None:
+    """A few unmeasured streams per route (imports, pools, caches); the first error, if any."""
+    for route in sorted(routes):
+        target = target_for(system, route, StreamShape(20, 0))
+        result = await run_load(target, Load(clients=4, requests=24, time_limit_s=30))
+        if result.errors:
+            return f"{route}: {next(iter(result.errors))}"
+    return None
+
+
+def _one_line(case: Case, data: dict[str, Any]) -> str:
+    result = data["result"]
+    ttft = result["ttft_ms"]
+    cpu = data["proxy_cpu_per_1k_chunks_s"]
+    rss = data["proxy_peak_rss_mb"]
+    parts = [
+        f"{case.key:32}",
+        f"ok {result['requests_ok']}/{result['requests_sent']}",
+        f"ttft p50 {ttft['p50']:.2f} p99 {ttft['p99']:.2f} ms",
+        f"{result['chunks_per_s']:,.0f} chunks/s",
+    ]
+    if cpu is not None:
+        parts.append(f"cpu/1k {cpu:.3f} s")
+    if rss is not None:
+        parts.append(f"peak rss {rss:.0f} MB")
+    if not result["clean"]:
+        parts.append(
+            f"ERRORS {result['error_count']} LOST {result['lost_text_streams']} "
+            f"MISMATCHED {result['chunk_count_mismatches']}"
+        )
+    return "  ".join(parts)
+
+
+def _selected_cases(
+    args: argparse.Namespace,
+) -> tuple[list[Case], dict[str, str], dict[str, list[str]]]:
+    """The cases to measure (each once, in system order), skipped systems, scenario -> case keys."""
+    scenarios = build_scenarios(args.quick)
+    names = list(scenarios) if not args.scenarios else args.scenarios.split(",")
+    unknown = [n for n in names if n not in scenarios]
+    if unknown:
+        sys.exit(f"unknown scenarios {unknown}; choose from {', '.join(scenarios)}")
+    skipped: dict[str, str] = {}
+    if args.quick or args.no_nginx:
+        skipped["nginx"] = "not run (--quick or --no-nginx)"
+    if args.quick or args.no_litellm:
+        skipped["litellm"] = "not run (--quick or --no-litellm)"
+    if args.systems:
+        for system in set(SYSTEMS) - set(args.systems.split(",")):
+            skipped.setdefault(system, "not selected (--systems)")
+    unique: dict[str, Case] = {}
+    for name in names:
+        for case in scenarios[name].cases:
+            if case.system not in skipped:
+                unique.setdefault(case.key, case)
+    ordered = sorted(unique.values(), key=lambda c: SYSTEMS.index(c.system))
+    chosen = {n: [c.key for c in scenarios[n].cases if c.system not in skipped] for n in names}
+    return ordered, skipped, chosen
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Start everything, measure every selected case, stop everything; the results document."""
+    cases, skipped, scenarios = _selected_cases(args)
+    loads = {c.load.name: c.load.title for c in cases}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = WORK / "logs" / stamp
+    notes: list[str] = []
+    results: dict[str, dict[str, Any]] = {}
+    models = {model_name(c.route, c.load.shape) for c in cases}
+    models |= {model_name(r, StreamShape(20, 0)) for r in ("openai", "anthropic", "gemini")}
+    upstream = start_fake_upstream(log_dir)
+    print(
+        f"fake upstream on 127.0.0.1:{upstream.port} (core {DRIVER_CORE}); logs in {log_dir}",
+        flush=True,
+    )
+    try:
+        for name in SYSTEMS:
+            mine = [c for c in cases if c.system == name]
+            if not mine or name in skipped:
+                continue
+            try:
+                system = start_system(name, upstream.port, log_dir, models)
+            except Unavailable as exc:
+                print(f"skipping {name}: {exc}", flush=True)
+                skipped[name] = str(exc)
+                if name == "gateway":  # its variants would fail the same way
+                    for variant in GATEWAYS:
+                        skipped.setdefault(variant, f"gateway did not start: {exc}")
+                continue
+            notes.extend(system.notes)
+            print(f"{name} on 127.0.0.1:{system.port} (cores {system.cores or 'any'})", flush=True)
+            try:
+                problem = run_async(warm_up(system, {c.route for c in mine}))
+                if problem:
+                    notes.append(f"{name} warm-up saw errors: {problem}")
+                for case in mine:
+                    results[case.key] = run_async(_measure(case, system, upstream))
+                    print("  " + _one_line(case, results[case.key]), flush=True)
+                    time.sleep(0.3)
+            finally:
+                system.stop()
+    finally:
+        upstream.stop()
+    return {
+        "stamp": stamp,
+        "quick": args.quick,
+        "machine": _machine(),
+        "loads": loads,
+        "scenarios": scenarios,
+        "pinning": {
+            "proxy_core": PROXY_CORE,
+            "driver_core": DRIVER_CORE,
+            "gateway-2w": f"{PROXY_CORE},{DRIVER_CORE} (unpinned)",
+        },
+        "skipped": skipped,
+        "notes": notes,
+        "cases": results,
+        "_checks": evaluate(results, args.quick),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    nginx = ""
+    with contextlib.suppress(OSError):
+        nginx = subprocess.run(
+            ["nginx", "-v"], capture_output=True, text=True, check=False
+        ).stderr.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "nginx": nginx,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; exit status 1 when any gateway case had errors or lost chunks."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small loads; direct + gateway only")
+    parser.add_argument("--scenarios", default="", help="comma-separated subset of scenarios")
+    parser.add_argument("--systems", default="", help="comma-separated subset of systems")
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    raise_nofile_limit()
+    if not pin_self(DRIVER_CORE):
+        print(f"note: cannot pin the load generator to core {DRIVER_CORE}", flush=True)
+    doc = run_bench(args)
+    path = write_json(doc, args.out, doc["stamp"])
+    print()
+    print(summary(doc))
+    print(f"\nresults: {path}")
+    failed = [c for c in doc["_checks"] if c.name.startswith("no error") and c.passed is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
