@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
@@ -52,7 +52,7 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def make_app(upstream: FakeUpstream | None = None, **overrides: Any) -> FastAPI:
+def make_app(upstream: FakeUpstream | None = None, **overrides: Any) -> ASGIApp:
     """The real app, with `upstream` standing in for every provider's network."""
     settings = make_settings(**overrides)
     transport = upstream.transport if upstream else None
@@ -70,7 +70,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
     """Start live servers on demand; all are stopped at the end of the test."""
     stack: list[Any] = []
 
-    def start(app: FastAPI) -> str:
+    def start(app: ASGIApp) -> str:
         manager = serve(app)
         live_server = manager.__enter__()
         stack.append(manager)

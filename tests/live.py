@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
@@ -37,7 +37,7 @@ class LiveServer:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[LiveServer]:
+def serve(app: ASGIApp) -> Iterator[LiveServer]:
     """Run `app` on a free loopback port; yield the server; stop it afterwards."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

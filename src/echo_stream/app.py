@@ -13,10 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
 from echo_stream.api import ads, chat, health, models
+from echo_stream.api.fastpath import ChatFastPath
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.routing import build_router
@@ -65,7 +67,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
 
 
-def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> ASGIApp:
     """Build the gateway app (uvicorn calls this with no arguments, as a factory)."""
     settings = settings or (state.settings if state else Settings())
     app_state = state or build_state(settings)
@@ -83,11 +85,12 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     _install_error_handlers(app)
     for module in (chat, models, health, ads):
         app.include_router(module.router)
+    served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():
-        app.add_middleware(
-            CORSMiddleware,
+        served = CORSMiddleware(
+            served,
             allow_origins=list(origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
         )
-    return app
+    return served

@@ -38,7 +38,8 @@ def error_response_parts(error: EchoError) -> tuple[int, list[tuple[bytes, bytes
     return error.status, headers, orjson.dumps(error.body())
 
 
-async def _send_error(send: Send, error: EchoError) -> None:
+async def send_error(send: Send, error: EchoError) -> None:
+    """Answer with the JSON error response for `error`."""
     status, headers, body = error_response_parts(error)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -81,7 +82,7 @@ class EventStreamResponse(Response):
         try:
             first = await anext(self._body)
         except EchoError as error:
-            await _send_error(send, error)
+            await send_error(send, error)
             return
         except StopAsyncIteration:
             first = b""
@@ -106,7 +107,7 @@ class DeferredJSONResponse(Response):
         try:
             body = await self._compute()
         except EchoError as error:
-            await _send_error(send, error)
+            await send_error(send, error)
             return
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
