@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
 from tests.live import serve
-from tests.upstreams import FakeUpstream
+from tests.upstreams import FakeUpstream, SocketUpstream
 
 _ENV = (
     "OPENAI_API_KEY",
@@ -52,10 +52,20 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def make_app(upstream: FakeUpstream | None = None, **overrides: Any) -> ASGIApp:
+def make_app(upstream: FakeUpstream | SocketUpstream | None = None, **overrides: Any) -> ASGIApp:
     """The real app, with `upstream` standing in for every provider's network."""
+    transport = None
+    if isinstance(upstream, SocketUpstream):
+        base = upstream.base_url
+        overrides = {
+            "openai_base_url": base + "/v1",
+            "anthropic_base_url": base,
+            "google_base_url": base,
+            **overrides,
+        }
+    elif upstream is not None:
+        transport = upstream.transport
     settings = make_settings(**overrides)
-    transport = upstream.transport if upstream else None
     return create_app(settings, build_state(settings, transport))
 
 

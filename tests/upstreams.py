@@ -210,3 +210,127 @@ class FakeUpstream:
 def text_reply(builder: Callable[[list[str]], bytes], pieces: list[str], seed: int = 0) -> Reply:
     """A 200 reply streaming `builder(pieces)` re-split at random offsets."""
     return Reply(pieces=random_pieces(builder(pieces), random.Random(seed)))
+
+
+@dataclass
+class Recorded:
+    """A request as the socket upstream received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    content: bytes
+
+
+class SocketUpstream:
+    """`FakeUpstream`'s scripted replies served over real loopback sockets (HTTP/1.1, chunked,
+    keep-alive), so the gateway's production HTTP client is what talks to it.
+
+    `closed` is set when the gateway abandons a reply before its end (disconnect, timeout).
+    """
+
+    instances: list[SocketUpstream] = []
+
+    def __init__(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+        self.requests: list[Recorded] = []
+        self.closed = threading.Event()
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.start()
+        started.wait(5)
+        SocketUpstream.instances.append(self)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(request.content) for request in self.requests]
+
+    def _run(self, started: threading.Event) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            started.set()
+            async with server:
+                await self._stop.wait()
+
+        self._loop.run_until_complete(main())
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=5)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._serve_one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
+        content = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append(Recorded(method, path, headers, content))
+        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        if reply.raise_error is not None:
+            return False  # drop the connection without answering
+        extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+        if reply.status >= 400:
+            body = b"".join(reply.pieces)
+            writer.write(
+                f"HTTP/1.1 {reply.status} Error\r\ncontent-type: application/json\r\n{extra}"
+                f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            return True
+        writer.write(
+            f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{extra}"
+            "transfer-encoding: chunked\r\n\r\n".encode()
+        )
+        await writer.drain()
+        eof = asyncio.ensure_future(reader.read(1))
+        try:
+            if await self._gone(eof, reply.first_delay):
+                return False
+            for number, piece in enumerate(reply.pieces):
+                if reply.fail_after is not None and number == reply.fail_after:
+                    writer.transport.abort()
+                    return False
+                if number and await self._gone(eof, reply.delay):
+                    return False
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        finally:
+            eof.cancel()
+
+    async def _gone(self, eof: asyncio.Future[bytes], seconds: float) -> bool:
+        """Wait `seconds` (at least one loop turn); True if the client left meanwhile."""
+        await asyncio.wait((eof,), timeout=seconds)
+        if eof.done():
+            self.closed.set()
+            return True
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import make_app
 from tests.upstreams import (
-    FakeUpstream,
     Reply,
+    SocketUpstream,
     anthropic_stream,
     gemini_stream,
     openai_stream,
@@ -36,7 +36,7 @@ def _client(base_url: str) -> openai.OpenAI:
 def test_streaming_through_each_provider(
     server: Callable[..., str], model: str, builder: Callable[[list[str]], bytes], path: str
 ) -> None:
-    upstream = FakeUpstream(text_reply(builder, PIECES, seed=7))
+    upstream = SocketUpstream(text_reply(builder, PIECES, seed=7))
     client = _client(server(make_app(upstream)))
     stream = client.chat.completions.create(
         model=model,
@@ -45,7 +45,7 @@ def test_streaming_through_each_provider(
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
-    assert upstream.requests[0].url.path.startswith(path)
+    assert upstream.requests[0].path.startswith(path)
     assert {chunk.id for chunk in chunks} == {chunks[0].id}
     assert {chunk.model for chunk in chunks} == {model}
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -63,7 +63,7 @@ def test_streaming_through_each_provider(
 def test_non_streaming_through_each_provider(
     server: Callable[..., str], model: str, builder: Callable[[list[str]], bytes], path: str
 ) -> None:
-    upstream = FakeUpstream(text_reply(builder, PIECES, seed=3))
+    upstream = SocketUpstream(text_reply(builder, PIECES, seed=3))
     client = _client(server(make_app(upstream)))
     completion = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "hi"}]
@@ -76,7 +76,7 @@ def test_non_streaming_through_each_provider(
 
 
 def test_usage_chunk_only_when_asked(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(text_reply(openai_stream, PIECES))
+    upstream = SocketUpstream(text_reply(openai_stream, PIECES))
     client = _client(server(make_app(upstream)))
     chunks = list(
         client.chat.completions.create(
@@ -88,7 +88,7 @@ def test_usage_chunk_only_when_asked(server: Callable[..., str]) -> None:
 
 
 def test_streamed_tool_calls_assemble_in_the_sdk(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(
+    upstream = SocketUpstream(
         Reply(pieces=random_pieces(openai_tool_stream(), __import__("random").Random(1)))
     )
     client = _client(server(make_app(upstream)))
@@ -129,7 +129,7 @@ def test_streamed_tool_calls_assemble_in_the_sdk(server: Callable[..., str]) -> 
 
 
 def test_non_streaming_tool_calls(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(Reply(pieces=[openai_tool_stream()]))
+    upstream = SocketUpstream(Reply(pieces=[openai_tool_stream()]))
     client = _client(server(make_app(upstream)))
     completion = client.chat.completions.create(
         model="gpt-4o",

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_app
 from tests.live import LiveServer, serve
-from tests.upstreams import FakeUpstream, Reply, openai_stream
+from tests.upstreams import Reply, SocketUpstream, openai_stream
 
 
 def _request(port: int, stream: bool = True) -> bytes:
@@ -44,7 +44,7 @@ def _wait_for_tasks(live: LiveServer, baseline: int, seconds: float = 3.0) -> in
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_disconnect_mid_stream_cancels_upstream(stream: bool) -> None:
-    upstream = FakeUpstream(Reply(pieces=_slow_stream(), delay=0.02))
+    upstream = SocketUpstream(Reply(pieces=_slow_stream(), delay=0.02))
     with serve(make_app(upstream)) as live:
         baseline = live.task_count()
         sock = socket.create_connection(("127.0.0.1", live.port))
@@ -64,7 +64,7 @@ def test_disconnect_mid_stream_cancels_upstream(stream: bool) -> None:
 
 
 def test_disconnect_before_first_token_cancels_upstream() -> None:
-    upstream = FakeUpstream(Reply(pieces=_slow_stream(5), first_delay=30.0))
+    upstream = SocketUpstream(Reply(pieces=_slow_stream(5), first_delay=30.0))
     with serve(make_app(upstream)) as live:
         baseline = live.task_count()
         sock = socket.create_connection(("127.0.0.1", live.port))

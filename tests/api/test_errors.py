@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import make_app
-from tests.upstreams import FakeUpstream, Reply, openai_stream, random_pieces, text_reply
+from tests.upstreams import Reply, SocketUpstream, openai_stream, random_pieces, text_reply
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -113,7 +113,7 @@ def test_oversized_body_is_413(server: Callable[..., str]) -> None:
 
 def test_upstream_429_keeps_retry_after(server: Callable[..., str]) -> None:
     body = b'{"error": {"message": "Rate limit reached for gpt-4o", "type": "requests"}}'
-    upstream = FakeUpstream(Reply(status=429, pieces=[body], headers={"retry-after": "7"}))
+    upstream = SocketUpstream(Reply(status=429, pieces=[body], headers={"retry-after": "7"}))
     client = _client(server(make_app(upstream)))
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -123,7 +123,7 @@ def test_upstream_429_keeps_retry_after(server: Callable[..., str]) -> None:
 
 def test_upstream_400_passes_through_with_its_message(server: Callable[..., str]) -> None:
     body = b'{"error": {"message": "Invalid schema for function", "type": "invalid_request_error"}}'
-    upstream = FakeUpstream(Reply(status=400, pieces=[body]))
+    upstream = SocketUpstream(Reply(status=400, pieces=[body]))
     client = _client(server(make_app(upstream)))
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -131,7 +131,7 @@ def test_upstream_400_passes_through_with_its_message(server: Callable[..., str]
 
 
 def test_upstream_5xx_is_retried_then_502(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(Reply(status=503, pieces=[b"overloaded"]))
+    upstream = SocketUpstream(Reply(status=503, pieces=[b"overloaded"]))
     client = _client(server(make_app(upstream, upstream_max_retries=2)))
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -140,7 +140,9 @@ def test_upstream_5xx_is_retried_then_502(server: Callable[..., str]) -> None:
 
 
 def test_retry_before_first_byte_recovers(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(Reply(status=500, pieces=[b"oops"]), text_reply(openai_stream, ["ok"]))
+    upstream = SocketUpstream(
+        Reply(status=500, pieces=[b"oops"]), text_reply(openai_stream, ["ok"])
+    )
     client = _client(server(make_app(upstream, upstream_max_retries=1)))
     completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert completion.choices[0].message.content == "ok"
@@ -148,7 +150,7 @@ def test_retry_before_first_byte_recovers(server: Callable[..., str]) -> None:
 
 
 def test_unreachable_upstream_is_502(server: Callable[..., str]) -> None:
-    upstream = FakeUpstream(Reply(raise_error=httpx.ConnectError("connection refused")))
+    upstream = SocketUpstream(Reply(raise_error=httpx.ConnectError("connection refused")))
     base = server(make_app(upstream))
     response = httpx.post(
         base + "/v1/chat/completions",
@@ -160,7 +162,7 @@ def test_unreachable_upstream_is_502(server: Callable[..., str]) -> None:
 
 def test_first_token_timeout_is_504(server: Callable[..., str]) -> None:
     reply = Reply(pieces=[openai_stream(["late"])], first_delay=2.0)
-    upstream = FakeUpstream(reply)
+    upstream = SocketUpstream(reply)
     client = _client(server(make_app(upstream, upstream_first_token_timeout=0.2)))
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -172,7 +174,7 @@ def test_failure_after_first_byte_is_an_error_event(server: Callable[..., str]) 
     pieces = random_pieces(
         openai_stream(["one", " two", " three", " four"]), __import__("random").Random(5), 30
     )
-    upstream = FakeUpstream(Reply(pieces=pieces, fail_after=len(pieces) - 3))
+    upstream = SocketUpstream(Reply(pieces=pieces, fail_after=len(pieces) - 3))
     base = server(make_app(upstream))
     with httpx.stream(
         "POST",
@@ -194,7 +196,7 @@ def test_failure_after_first_byte_is_an_error_event(server: Callable[..., str]) 
 def test_truncated_upstream_is_an_error_not_success(server: Callable[..., str]) -> None:
     cut = openai_stream(["half", " an answer"]).split(b'"finish_reason": "stop"')[0]
     cut = cut[: cut.rfind(b"\n\n") + 2]
-    upstream = FakeUpstream(Reply(pieces=[cut]))
+    upstream = SocketUpstream(Reply(pieces=[cut]))
     client = _client(server(make_app(upstream)))
     with pytest.raises(openai.APIError):
         for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):

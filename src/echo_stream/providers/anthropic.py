@@ -11,8 +11,6 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any
 
-import httpx
-
 from echo_stream.errors import RateLimited, UpstreamError, UpstreamUnavailable
 from echo_stream.events import (
     EventStream,
@@ -32,6 +30,7 @@ from echo_stream.providers.http import (
     sse_events,
     truncated,
 )
+from echo_stream.providers.httpx_client import UpstreamClient
 from echo_stream.providers.parts import InlineImage, parse_image_url, parse_tool_arguments
 
 API_VERSION = "2023-06-01"
@@ -191,7 +190,7 @@ class AnthropicProvider:
         api_key: str,
         options: UpstreamOptions,
         default_max_tokens: int = 4096,
-        client: httpx.AsyncClient | None = None,
+        client: UpstreamClient | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/v1/messages"
         self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}

@@ -13,7 +13,6 @@ import secrets
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from echo_stream.errors import InvalidRequest, UpstreamUnavailable
@@ -34,6 +33,7 @@ from echo_stream.providers.http import (
     sse_events,
     truncated,
 )
+from echo_stream.providers.httpx_client import UpstreamClient
 from echo_stream.providers.parts import InlineImage, parse_image_url, parse_tool_arguments
 
 _FILTERED = frozenset(
@@ -173,7 +173,7 @@ class GoogleProvider:
         base_url: str,
         api_key: str,
         options: UpstreamOptions,
-        client: httpx.AsyncClient | None = None,
+        client: UpstreamClient | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/v1beta/models/"
         self._headers = {"x-goog-api-key": api_key}

@@ -5,6 +5,7 @@ first byte, and the single place where httpx errors and upstream statuses become
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,21 @@ from echo_stream.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from echo_stream.providers.fastclient import FastClient
+from echo_stream.providers.fastclient_conn import TransportError, TransportTimeout
+from echo_stream.providers.httpx_client import HttpxClient, UpstreamClient, UpstreamResponse
 from echo_stream.streaming.sse import SSEDecoder, SSEEvent
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 _ERROR_BODY_LIMIT = 64 * 1024
+_PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +49,18 @@ class UpstreamOptions:
 
 def make_client(
     options: UpstreamOptions, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+) -> UpstreamClient:
     """One pooled client per upstream; `read_timeout` bounds the gap between received chunks.
 
-    `transport` replaces the network (tests pass an `httpx.MockTransport`).
+    `FastClient` unless `transport` replaces the network (tests) or an outbound proxy is set
+    in the environment, which only httpx speaks.
     """
+    if transport is None and not any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return FastClient(
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_connections=options.max_connections,
+        )
     timeout = httpx.Timeout(
         connect=options.connect_timeout,
         read=options.read_timeout,
@@ -52,18 +71,18 @@ def make_client(
         max_connections=options.max_connections,
         max_keepalive_connections=min(100, options.max_connections),
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+    return HttpxClient(httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport))
 
 
 async def open_stream(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: str,
     url: str,
     *,
     body: Mapping[str, Any],
     headers: Mapping[str, str],
     max_retries: int,
-) -> httpx.Response:
+) -> UpstreamResponse:
     """POST `body` and return the streaming response once the upstream answers 2xx.
 
     Retries connect errors, 429 and 5xx a bounded number of times; nothing has reached the
@@ -74,19 +93,18 @@ async def open_stream(
     for attempt in range(max_retries + 1):
         last = attempt == max_retries
         try:
-            request = client.build_request("POST", url, content=content, headers=all_headers)
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = await client.post(url, content, all_headers)
+        except TransportTimeout as exc:
             if last:
                 raise UpstreamTimeout(f"{provider} did not answer in time") from exc
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             if last:
-                raise UpstreamUnavailable(f"could not reach {provider}: {exc!r}") from exc
+                raise UpstreamUnavailable(f"could not reach {provider}: {exc}") from exc
         else:
-            if response.status_code < 400:
+            if response.status < 400:
                 return response
             error = await _status_error(provider, response)
-            if last or response.status_code not in _RETRY_STATUSES:
+            if last or response.status not in _RETRY_STATUSES:
                 raise error
         await asyncio.sleep(_backoff(attempt))
     raise AssertionError("unreachable")
@@ -96,20 +114,16 @@ def _backoff(attempt: int) -> float:
     return min(0.25 * 2.0**attempt, 2.0)
 
 
-async def _status_error(provider: str, response: httpx.Response) -> EchoError:
+async def _status_error(provider: str, response: UpstreamResponse) -> EchoError:
     """Translate an upstream error status into the error the client gets."""
     try:
-        raw = b""
-        async for piece in response.aiter_bytes():
-            raw += piece
-            if len(raw) > _ERROR_BODY_LIMIT:
-                break
-    except httpx.HTTPError:
+        raw = await response.read(_ERROR_BODY_LIMIT)
+    except TransportError:
         raw = b""
     finally:
         await response.aclose()
-    status = response.status_code
-    message = f"{provider} answered {status}: {_error_message(raw) or response.reason_phrase}"
+    status = response.status
+    message = f"{provider} answered {status}: {_error_message(raw) or response.reason}"
     if status == 429:
         retry_after = response.headers.get("retry-after")
         return RateLimited(message, headers={"Retry-After": retry_after} if retry_after else None)
@@ -133,17 +147,17 @@ def _error_message(raw: bytes) -> str:
     return raw[:300].decode("utf-8", "replace").strip()
 
 
-async def sse_events(provider: str, response: httpx.Response) -> AsyncGenerator[SSEEvent, None]:
+async def sse_events(provider: str, response: UpstreamResponse) -> AsyncGenerator[SSEEvent, None]:
     """Decode the response body as SSE, translating transport failures mid-stream."""
     decoder = SSEDecoder()
     try:
         async for chunk in response.aiter_bytes():
             for event in decoder.feed(chunk):
                 yield event
-    except httpx.TimeoutException as exc:
+    except TransportTimeout as exc:
         raise UpstreamTimeout(f"{provider} stopped sending mid-stream (read timeout)") from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(f"{provider} stream broke: {exc!r}") from exc
+    except TransportError as exc:
+        raise UpstreamUnavailable(f"{provider} stream broke: {exc}") from exc
     finally:
         await response.aclose()
     for event in decoder.flush():

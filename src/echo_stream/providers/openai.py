@@ -10,8 +10,6 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any
 
-import httpx
-
 from echo_stream.errors import UpstreamUnavailable
 from echo_stream.events import (
     Event,
@@ -33,6 +31,7 @@ from echo_stream.providers.http import (
     sse_events,
     truncated,
 )
+from echo_stream.providers.httpx_client import UpstreamClient
 
 FORWARDED_FIELDS = frozenset(
     {
@@ -148,7 +147,7 @@ class OpenAIProvider:
         base_url: str,
         api_key: str | None,
         options: UpstreamOptions,
-        client: httpx.AsyncClient | None = None,
+        client: UpstreamClient | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}

@@ -1,0 +1,321 @@
+"""One upstream HTTP/1.1 connection for `FastClient`: an asyncio protocol around httptools' C
+parser, with the per-chunk path kept to a deque append and, only when a reader waits, one
+future result.
+
+Errors (re-exported by `echo_stream.providers.fastclient`):
+
+    TransportError              the request failed at the transport level
+    ├── ConnectFailed           could not connect: refused, DNS, TLS handshake
+    ├── TransportTimeout        connect timeout, or read_timeout seconds without a byte
+    └── ConnectionBroken        reset, EOF before the body ended, unparsable response
+
+The read timeout costs nothing per chunk: `data_received` notes `loop.time()`, and one
+`call_at` watchdog per request wakes at `last + read_timeout`, re-arming itself while bytes
+keep arriving and failing the request only when the silence really was that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Final, Protocol, cast
+
+import httptools
+
+PAUSE_READING_AT: Final = 1 << 20
+"""Buffered unread body bytes above which the socket stops being read until the reader drains."""
+
+# uvloop rounds timers to the millisecond; a watchdog this close to its deadline has expired.
+_TIMER_SLACK: Final = 0.001
+
+
+class TransportError(Exception):
+    """Base: the request failed at the transport level."""
+
+
+class ConnectFailed(TransportError):
+    """Could not connect (refused, DNS, TLS handshake)."""
+
+
+class TransportTimeout(TransportError):
+    """Connect timeout, or no bytes for read_timeout seconds while waiting for headers or body."""
+
+
+class ConnectionBroken(TransportError):
+    """Reset, EOF before the body ended, or an unparsable response."""
+
+
+class ConnectionOwner(Protocol):
+    """The pool a connection reports to."""
+
+    def release(self, conn: Connection) -> None:
+        """Take back a connection whose response ended cleanly with keep-alive."""
+
+    def discard(self, conn: Connection) -> None:
+        """Forget a connection that is closed or closing; called exactly once per connection."""
+
+
+class _UnexpectedMessage(Exception):
+    """Bytes arrived while no response was expected; raised inside the parser to stop it."""
+
+
+class Connection(asyncio.Protocol):
+    """A keep-alive connection carrying one request at a time.
+
+    Attributes are public for `fastclient`'s response and pool; the class itself is internal.
+    """
+
+    __slots__ = (
+        "active",
+        "buffered",
+        "chunks",
+        "complete",
+        "counted",
+        "error",
+        "got_bytes",
+        "headers",
+        "headers_done",
+        "interim",
+        "keep_alive",
+        "last",
+        "loop",
+        "lost",
+        "owner",
+        "parser",
+        "paused",
+        "read_timeout",
+        "reason",
+        "reusable",
+        "status",
+        "transport",
+        "until_close",
+        "waiter",
+        "watchdog",
+    )
+
+    def __init__(self, owner: ConnectionOwner, read_timeout: float) -> None:
+        self.owner = owner
+        self.loop = asyncio.get_running_loop()
+        self.read_timeout = read_timeout
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.counted = True  # holds one of the pool's max_connections slots until discarded
+        self.lost = False
+        self.reusable = True
+        self.active = False
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.chunks: deque[bytes] = deque()
+        self.last = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.reason = ""
+        self.headers: dict[str, str] = {}
+        self.headers_done = False
+        self.interim = False
+        self.until_close = False
+        self.complete = False
+        self.keep_alive = False
+        self.error: TransportError | None = None
+        self.got_bytes = False
+        self.paused = False
+        self.buffered = 0
+        self.chunks.clear()
+
+    # --- driven by the client ----------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Whether an idle connection can carry another request."""
+        transport = self.transport
+        return (
+            self.reusable and not self.lost and transport is not None and not transport.is_closing()
+        )
+
+    def start(self, request: bytes) -> None:
+        """Send one request and start the read-timeout watchdog."""
+        transport = self.transport
+        if self.lost or transport is None or transport.is_closing():
+            raise ConnectionBroken("the connection closed before the request was sent")
+        self._reset()
+        self.active = True
+        transport.write(request)
+        self.last = now = self.loop.time()
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_at(now + self.read_timeout, self._on_watchdog)
+
+    async def wait(self) -> None:
+        """Sleep until the parser or the connection has news for the reader."""
+        waiter = self.loop.create_future()
+        self.waiter = waiter
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    async def wait_headers(self) -> None:
+        """Return once the final status line and headers are parsed."""
+        while not self.headers_done:
+            if self.error is not None:
+                raise self.error
+            await self.wait()
+
+    def drain(self) -> bytes:
+        """Take every buffered body byte (the caller checked there is some)."""
+        chunks = self.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self.paused:
+            self._resume_reading()
+        return data
+
+    def finish(self) -> None:
+        """End the current request: back to the pool if the body ended with keep-alive."""
+        if self.complete and self.keep_alive and self.reusable and not self.lost:
+            self.active = False
+            self._stop_watchdog()
+            self.chunks.clear()  # a body the caller did not read to the end
+            self.buffered = 0
+            if self.paused:  # an idle connection must keep reading to notice the peer's close
+                self._resume_reading()
+            self.owner.release(self)
+        else:
+            self.abort()  # while still active, so a reader blocked in another task wakes
+            self.active = False
+
+    def abort(self) -> None:
+        """Close the socket now, neither draining the body nor flushing writes; idempotent."""
+        self.reusable = False
+        self._stop_watchdog()
+        if self.active and not self.complete and self.error is None:
+            self.error = ConnectionBroken("the connection was closed by the client")
+            self._wake()
+        transport = self.transport
+        if transport is not None and not self.lost and not transport.is_closing():
+            transport.abort()
+        if self.counted:
+            self.owner.discard(self)
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last = self.loop.time()
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(ConnectionBroken(f"unparsable response from upstream: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._stop_watchdog()
+        if self.active and not self.complete and self.error is None:
+            if exc is None and self.headers_done and self.until_close:
+                self.complete = True  # a body delimited by the end of the connection
+            elif exc is None:
+                self.error = ConnectionBroken("upstream closed the connection mid-response")
+            else:
+                self.error = ConnectionBroken(f"connection lost: {exc!r}")
+            self._wake()
+        if self.counted:
+            self.owner.discard(self)
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if not self.active or self.complete:
+            raise _UnexpectedMessage
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # interim (100 Continue, 103): skip it
+            self.interim = True
+            self.headers = {}
+            self.reason = ""
+            return
+        headers = self.headers
+        self.status = status
+        self.until_close = (
+            status not in (204, 304)
+            and "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+        )
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > PAUSE_READING_AT and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()
+        self._stop_watchdog()
+        self._wake()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, error: TransportError) -> None:
+        if self.active and not self.complete and self.error is None:
+            self.error = error
+            self._wake()
+        self.abort()
+
+    def _resume_reading(self) -> None:
+        self.paused = False
+        self.last = self.loop.time()  # the silence while paused was ours, not upstream's
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+
+    def _on_watchdog(self) -> None:
+        self.watchdog = None
+        if not self.active or self.complete or self.lost:
+            return
+        now = self.loop.time()
+        # While paused the reader is behind; upstream's silence is then not a timeout.
+        deadline = now + self.read_timeout if self.paused else self.last + self.read_timeout
+        if deadline - now > _TIMER_SLACK:
+            self.watchdog = self.loop.call_at(deadline, self._on_watchdog)
+            return
+        waiting_for = "the response body" if self.headers_done else "the response headers"
+        self._fail(
+            TransportTimeout(f"no bytes for {self.read_timeout:g}s waiting for {waiting_for}")
+        )

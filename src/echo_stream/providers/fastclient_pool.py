@@ -1,0 +1,147 @@
+"""The keep-alive pool under `FastClient`: open and idle connections to one (scheme, host,
+port), at most `max_connections` of them open; callers beyond that wait, in order, up to
+`connect_timeout` for a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+
+from echo_stream.providers.fastclient_conn import (
+    ConnectFailed,
+    Connection,
+    TransportError,
+    TransportTimeout,
+)
+
+
+class HostPool:
+    """Open and idle connections to one (scheme, host, port)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int,
+        max_idle: int,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.max_idle = max_idle
+        self.idle: deque[Connection] = deque()
+        self.open = 0
+        self.closed = False
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+
+    async def acquire(self, *, fresh: bool = False) -> tuple[Connection, bool]:
+        """A connection and whether it was reused; `fresh` skips the idle ones."""
+        deadline: float | None = None
+        while True:
+            if self.closed:
+                raise TransportError("the client is closed")
+            while self.idle and not fresh:
+                conn = self.idle.pop()
+                if conn.usable():
+                    return conn, True
+                conn.abort()
+            if self.open < self.max_connections:
+                return await self._connect(deadline), False
+            if self.idle:  # a fresh connection is wanted and only idle ones hold the slots
+                self.idle.popleft().abort()
+                continue
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.connect_timeout
+            await self._wait_for_slot(loop, deadline)
+
+    async def _connect(self, deadline: float | None) -> Connection:
+        loop = asyncio.get_running_loop()
+        timeout = self.connect_timeout if deadline is None else deadline - loop.time()
+        conn = Connection(self, self.read_timeout)
+        self.open += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(
+                    lambda: conn,
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_context,
+                    server_hostname=self.host if self.ssl_context is not None else None,
+                )
+        except TimeoutError:
+            conn.abort()
+            raise TransportTimeout(f"connecting to {self.host}:{self.port} timed out") from None
+        except OSError as exc:  # refused, DNS (gaierror), TLS (SSLError), reset in handshake
+            conn.abort()
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        except BaseException:
+            conn.abort()
+            raise
+        return conn
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            woken = await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                self._waiters.remove(waiter)
+            elif waiter.result():
+                self._wake_one()  # pass on a wake-up this task can no longer use
+            raise
+        finally:
+            timer.cancel()
+        if not woken:
+            self._waiters.remove(waiter)
+            raise TransportTimeout(
+                f"no free connection to {self.host}:{self.port} "
+                f"within {self.connect_timeout:g}s (max_connections={self.max_connections})"
+            )
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+
+    def release(self, conn: Connection) -> None:
+        """Keep a connection whose response ended cleanly, unless the pool is full or closed."""
+        if self.closed or len(self.idle) >= self.max_idle:
+            conn.abort()
+            return
+        self.idle.append(conn)
+        self._wake_one()
+
+    def discard(self, conn: Connection) -> None:
+        """Forget a closed connection and hand its slot to a waiter."""
+        conn.counted = False
+        self.open -= 1
+        if not conn.active and conn in self.idle:
+            self.idle.remove(conn)
+        self._wake_one()
+
+    def close(self) -> None:
+        """Close the idle connections; waiters and later acquires fail."""
+        self.closed = True
+        while self.idle:
+            self.idle.pop().abort()
+        while self._waiters:
+            self._wake_one()
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

@@ -1,0 +1,91 @@
+"""The upstream client interface, and its httpx implementation.
+
+Production traffic goes through `FastClient` (asyncio + httptools; see `fastclient.py`), which
+costs a fraction of httpx per streamed chunk. httpx serves where its features are needed: an
+outbound proxy (`HTTPS_PROXY`/`HTTP_PROXY`, which FastClient does not speak) and tests, which
+replace the network with an `httpx.MockTransport`. Both raise the same `TransportError`s, so
+errors are translated once, in `http.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+import httpx
+
+from echo_stream.providers.fastclient_conn import ConnectFailed, ConnectionBroken, TransportTimeout
+
+
+class UpstreamResponse(Protocol):
+    """A response whose status and headers have arrived; the body streams on demand."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self, limit: int = 65536) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class UpstreamClient(Protocol):
+    """Sends one POST and returns as soon as the response headers are in."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.reason = response.reason_phrase
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise TransportTimeout(str(exc) or "read timeout") from exc
+        except httpx.HTTPError as exc:
+            raise ConnectionBroken(repr(exc)) from exc
+
+    async def read(self, limit: int = 65536) -> bytes:
+        body = b""
+        async for chunk in self.aiter_bytes():
+            body += chunk
+            if len(body) >= limit:
+                break
+        return body[:limit]
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxClient:
+    """`UpstreamClient` over an `httpx.AsyncClient`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        """Send the request; translate httpx's errors into `TransportError`s."""
+        request = self._client.build_request("POST", url, content=body, headers=dict(headers))
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise TransportTimeout(str(exc) or "timeout") from exc
+        except httpx.ConnectError as exc:
+            raise ConnectFailed(repr(exc)) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionBroken(repr(exc)) from exc
+        return _HttpxResponse(response)
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        await self._client.aclose()
