@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,16 +46,23 @@ def split_at(text: str, cuts: Iterable[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+def word_pieces(text: str) -> list[str]:
+    """Cut `text` the way most providers stream it: each word with the whitespace before it."""
+    return re.findall(r"\s*\S+|\s+", text)
+
+
 def assert_points(marked: str) -> None:
-    """The scanner finds exactly the marked points, fed whole and fed a character at a time."""
+    """The scanner finds exactly the marked points, fed whole, a character or a word at a time."""
     text, expected = unmark(marked)
     assert points([text]) == expected
     assert points(list(text)) == expected
+    assert points(word_pieces(text)) == expected
 
 
 def test_helpers() -> None:
     assert unmark("One. ▸Two. ▸Three") == ("One. Two. Three", [5, 10])
     assert split_at("abcdef", [4, 1, 4]) == ["a", "bcd", "ef"]
+    assert word_pieces("One, two.\n\n Three ") == ["One,", " two.", "\n\n Three", " "]
     assert points(["One. Tw", "o. Three"]) == [5, 10]
 
 
@@ -78,6 +86,8 @@ def test_helpers() -> None:
         "The first paragraph\n\n▸The second paragraph",
         "First.\n\n\n▸Third line after two blank lines.",
         "lowercase ending\n\n▸another paragraph",
+        f"A word longer than any abbreviation {'x' * 60}. ▸Then more.",
+        "Quotes and marks 'end here'. ▸Next (one!) ▸Then “this.” ▸Done.",
     ],
 )
 def test_points_in_plain_paragraphs(marked: str) -> None:
@@ -109,6 +119,8 @@ def test_no_point_after_abbreviations(abbreviation: str) -> None:
         "Visit https://example.com/a.b?c=d. Then rest.",
         "Visit https://example.com/a.b?c=d Today.",
         "Visit www.x.com. Then rest.",
+        "Visit (WWW.x.com). Then rest.",
+        f"Visit www.{'a' * 60}.com. Then rest.",
         "Mail a.b@c.com. Then rest.",
         "Wait... Then it came.",
         "Wait… Then it came.",
@@ -186,6 +198,8 @@ def test_no_points_inside_blocks_and_spans(marked: str) -> None:
         "$$\nx\n$$\n\n▸After math. ▸Yes.",
         "Here:\n\n- a\n\n▸After the list the colon no longer counts.",
         "# Heading\nRight under it. ▸Sentence points work.",
+        "An open `span ends with its paragraph.\n\n▸Next. ▸Para.",
+        "Sentence.\n# Heading\nNo point right under a heading. ▸Here yes.",
     ],
 )
 def test_points_after_a_block_ends(marked: str) -> None:
@@ -412,3 +426,16 @@ def test_paragraph_breaks_before_plain_paragraphs_are_found(doc: tuple[str, list
         # Only the colon rule and a non-letter first character stand in the way.
         expected = not text[: after.start].rstrip().endswith(":") and text[after.start].isalpha()
         assert (after.start in found) == expected, (text, after.start)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=markdownish | documents().map(lambda doc: doc[0]))
+def test_word_pieces_find_the_same_points(text: str) -> None:
+    """Pieces shaped like most providers' tokens, which take the scanner's shortcuts."""
+    pieces = word_pieces(text)
+    assert points(pieces) == points([text])
+    scanners = [PlacementScanner(), PlacementScanner()]
+    scanners[0].feed(text)
+    for piece in pieces:
+        scanners[1].feed(piece)
+    assert scanners[0].end_is_safe() == scanners[1].end_is_safe()

@@ -6,94 +6,69 @@ a plain paragraph; never inside code, tables, lists, quotes, headings, HTML, mat
 The scanner is a character-at-a-time state machine, and a point is decided by the character
 right after it (the first character of the next sentence or paragraph). So every point can be
 reported in the call that feeds that character, and the points found never depend on how the
-answer was chunked. Whole lines that cannot hold a point (code, list items, table rows) are
-skipped with `str.find`, and plain words are taken in one regex match, to keep a call cheap.
+answer was chunked. Inside a plain paragraph the characters go to `InlineScanner` (module
+`inline`), which tracks code spans, links and the like, and judges sentence ends.
+
+Feeding is the ad filter's main cost per streamed piece, so the common shapes are cheap: plain
+words and spaces in the middle of a paragraph (most pieces, whatever the provider) are taken a
+word at a time rather than a character at a time, and the rest of a line that cannot hold a
+point (code, list items, table rows) is skipped with `str.find`.
 """
 
 from __future__ import annotations
 
-import re
-from enum import Enum, auto
+from typing import NewType
+
+from echo_stream.ads.inline import PLAIN_RUN, InlineScanner
 
 __all__ = ["PlacementScanner"]
 
-
-class _Block(Enum):
-    """The markdown block the scanner is in."""
-
-    NONE = auto()  # between blocks
-    PARA = auto()  # plain paragraph: the only block with sentence points
-    LIST = auto()
-    QUOTE = auto()
-    TABLE = auto()
-    HTML = auto()  # HTML block that a blank line ends
-    RAW_HTML = auto()  # <pre>, <script>, <style>, <textarea>, <!--: ends at its closing marker
-    FENCE = auto()
-    INDENT_CODE = auto()
-    MATH = auto()  # $$ ... $$
-    CLOSED = auto()  # a heading, rule or closing line: the block ends with the line
+_BlockKind = NewType("_BlockKind", str)
+_LineMode = NewType("_LineMode", str)
 
 
-class _Line(Enum):
+class _Block:
+    """The markdown block the scanner is in.
+
+    Constants rather than an `Enum` (here and in `_Line`): on CPython 3.11 every lookup of an
+    Enum member costs about 0.1 µs, and the scanner makes many of them per piece.
+    """
+
+    NONE = _BlockKind("none")  # between blocks
+    PARA = _BlockKind("para")  # plain paragraph: the only block with sentence points
+    LIST = _BlockKind("list")
+    QUOTE = _BlockKind("quote")
+    TABLE = _BlockKind("table")
+    HTML = _BlockKind("html")  # HTML block that a blank line ends
+    # <pre>, <script>, <style>, <textarea>, <!--: ends at its closing marker
+    RAW_HTML = _BlockKind("raw_html")
+    FENCE = _BlockKind("fence")
+    INDENT_CODE = _BlockKind("indent_code")
+    MATH = _BlockKind("math")  # $$ ... $$
+    CLOSED = _BlockKind("closed")  # a heading, rule or closing line: the block ends with the line
+
+
+class _Line:
     """What the scanner does with the characters of the current line."""
 
-    START = auto()  # reading indentation and the first characters, to classify the line
-    PARA = auto()  # a plain paragraph line: inline scanning
-    FENCE = auto()  # a line inside a fenced block: is it the closing fence?
-    RAW = auto()  # inside raw HTML or $$ math: looking for the closing marker
-    SKIP = auto()  # nothing on the rest of this line matters
+    START = _LineMode("start")  # reading indentation and the first characters, to classify it
+    PARA = _LineMode("para")  # a plain paragraph line: inline scanning
+    FENCE = _LineMode("fence")  # a line inside a fenced block: is it the closing fence?
+    RAW = _LineMode("raw")  # inside raw HTML or $$ math: looking for the closing marker
+    SKIP = _LineMode("skip")  # nothing on the rest of this line matters
 
 
-_SPACE = " \t\r\n"
-# A sentence may start with one of these as well as with an uppercase letter.
-_SENTENCE_OPENERS = '"\u201c'
-# Stripped from a word before checking its sentence-ending punctuation.
-_CLOSERS = ")]\"'\u201d\u2019*_"
-_OPENERS = "([\"'\u201c\u2018*_<"
-# fmt: off
-_ABBREVIATIONS = frozenset({
-    "e.g", "i.e", "etc", "vs", "cf", "al", "approx", "dr", "mr", "mrs", "ms", "prof", "st", "mt",
-    "jr", "sr", "u.s", "u.k", "a.m", "p.m", "no", "nos", "fig", "figs", "inc", "ltd", "co", "corp",
-    "dept", "est", "vol", "ch", "sec", "eq", "ref", "gen", "gov", "sen", "rep", "rev", "capt",
-    "lt", "col", "sgt", "hon", "ave", "rd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-    "sept", "oct", "nov", "dec",
-})
-# fmt: on
+# Blocks that a blank line ends, and that a line opening no other block continues (lazily).
+_OPEN_TEXT_BLOCKS = (_Block.PARA, _Block.QUOTE, _Block.TABLE, _Block.HTML)
+
 # Raw HTML blocks, which only their closing marker ends (blank lines do not).
 # fmt: off
 _RAW_HTML = {"<!--": "-->", "<pre": "</pre>", "<script": "</script>", "<style": "</style>",
              "<textarea": "</textarea>"}
 # fmt: on
-# Characters that mean nothing special in plain paragraph text (taken in bulk by `feed`).
-_ORDINARY = re.compile(r"[^\s.!?:/@\\`$\[\]()<>|\"\u201c]+")
-_SPAN = "\x00"  # stands in a word for a whole code span, link or formula
-_WORD_CAP = 48  # longer words are never abbreviations; keep only their tail
 
 
-def _ends_sentence(word: str) -> bool:
-    """True if `word`, followed by whitespace, ends a sentence."""
-    if "://" in word or "@" in word or word.lower().lstrip(_OPENERS).startswith("www."):
-        return False  # URLs and e-mail addresses
-    core = word.rstrip(_CLOSERS)
-    if not core or core[-1] not in ".!?":
-        return False
-    if core.endswith("..") or core.rstrip(".!?").endswith("…"):
-        return False  # an ellipsis trails off rather than ends
-    if core[-1] != ".":
-        return True
-    stem = core[:-1].lstrip(_OPENERS)
-    if not stem or stem.lower() in _ABBREVIATIONS:
-        return False
-    if len(stem) == 1 and stem.isalpha():
-        return False  # an initial, as in "J. Smith"
-    if stem.isdigit() and len(stem) <= 3:
-        return False  # a list marker such as "2."
-    parts = stem.split(".")
-    # Initialisms like "U.S." or "Ph.D." rather than a word at a sentence end.
-    return len(parts) == 1 or not all(p.isalpha() and len(p) <= 2 for p in parts)
-
-
-def _classify(head: str, eol: bool) -> _Block | None:
+def _classify(head: str, eol: bool) -> _BlockKind | None:
     """The block a line opens, judging by its first non-blank characters (None: need more).
 
     `_Block.PARA` means the line opens no block: it is text.
@@ -140,7 +115,7 @@ def _classify(head: str, eol: bool) -> _Block | None:
     return _Block.PARA
 
 
-def _html_block(head: str) -> _Block | None:
+def _html_block(head: str) -> _BlockKind | None:
     """HTML or RAW_HTML for a line that starts with a tag; None while the tag name may go on."""
     low = head.lower()
     for opener in _RAW_HTML:
@@ -155,191 +130,20 @@ def _html_block(head: str) -> _Block | None:
     return _Block.HTML
 
 
-class _Inline:
-    """Inline state of a plain paragraph: open spans and the sentence in progress."""
-
-    __slots__ = (
-        "after_bracket", "cand", "code", "dollars", "escaped", "link", "lt", "math", "paren",
-        "pipe", "tag", "ticks", "url", "word",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything: a new paragraph starts."""
-        self.code = self.ticks = self.math = self.dollars = self.link = self.paren = 0
-        self.after_bracket = self.tag = self.lt = self.url = self.escaped = False
-        self.cand = False  # the last word ended a sentence; only whitespace since
-        self.pipe = False  # a "|" in plain text: the paragraph is really a table
-        self.word = ""  # the word in progress (plain text; each span counts as _SPAN)
-
-    def is_plain(self) -> bool:
-        """True outside every inline span, with nothing pending."""
-        return not (
-            self.code or self.ticks or self.math or self.dollars or self.link or self.paren
-            or self.after_bracket or self.tag or self.lt or self.url or self.escaped
-        )  # fmt: skip
-
-    def at_sentence_end(self) -> bool:
-        """True if the text so far ends a sentence (possibly followed by whitespace)."""
-        if not self.is_plain():
-            return False
-        return _ends_sentence(self.word) if self.word else self.cand
-
-    def add(self, text: str) -> None:
-        """Append plain text to the word in progress."""
-        word = self.word + text
-        self.word = word if len(word) <= _WORD_CAP else word[-_WORD_CAP:]
-
-    def step(self, c: str) -> bool:
-        """Consume one character; True if a sentence starts at it."""
-        if self.ticks:
-            if c == "`":
-                self.ticks += 1
-                return False
-            self._end_tick_run()
-        if self.code:  # only a backtick run as long as the opening one ends a code span
-            if c == "`":
-                self.ticks = 1
-            return False
-        if self.dollars:
-            if c == "$":
-                self.dollars += 1
-                return False
-            self._end_dollar_run(c)
-        if self.math:
-            if self.escaped:
-                self.escaped = False
-            elif c == "\\":
-                self.escaped = True
-            elif c == "$":
-                self.dollars = 1
-            return False
-        pending = self.escaped or self.tag or self.lt or self.url or self.after_bracket
-        if pending and self._leave_pending(c):
-            return False
-        if self.paren or self.link:
-            self._link_char(c)
-            return False
-        if c in _SPACE:
-            if self.word:
-                self.cand = _ends_sentence(self.word)
-                self.word = ""
-            return False
-        starts = self.cand and (c.isupper() or c in _SENTENCE_OPENERS)
-        self.cand = False
-        if c == "`":
-            self.ticks = 1
-        elif c == "$":
-            self.dollars = 1
-        elif c == "[":
-            self.link = 1
-        elif c == "<":
-            self.lt = True
-        elif c == "\\":
-            self.escaped = True
-        elif c == "|":
-            self.pipe = True
-        else:
-            self.add(c)
-            self._check_url(c)
-        return starts
-
-    def _leave_pending(self, c: str) -> bool:
-        """Handle `c` after an escape, "<", URL or "]"; True if nothing more is to be done."""
-        if self.escaped:
-            self.escaped = False
-            if c in _SPACE:
-                return False  # a hard line break, not an escaped character
-            if not (self.link or self.paren):
-                self.cand = False
-                self.add(c)
-            return True
-        if self.tag:
-            self.tag = c != ">"
-            return True
-        if self.lt:
-            self.lt = False
-            if c.isalpha() or c in "/!?":
-                self.tag = True  # an HTML tag or an autolink
-                return True
-            self.add("<")
-        if self.url:
-            if c not in _SPACE:
-                return True
-            self.url = False
-        if self.after_bracket:
-            self.after_bracket = False
-            if c in "([":
-                self.paren, self.link = (1, 0) if c == "(" else (0, 1)
-                return True
-            self.add(_SPAN)  # plain brackets after all
-        return False
-
-    def _link_char(self, c: str) -> None:
-        """Consume a character of link text "[...]" or of a link target "(...)"."""
-        if self.paren:
-            if c == "(":
-                self.paren += 1
-            elif c == ")":
-                self.paren -= 1
-                if not self.paren:
-                    self.add(_SPAN)
-            return
-        if c == "[":
-            self.link += 1
-        elif c == "]":
-            self.link -= 1
-            self.after_bracket = not self.link
-        elif c == "`":
-            self.ticks = 1
-        elif c == "\\":
-            self.escaped = True
-
-    def _end_tick_run(self) -> None:
-        """A run of backticks ended: it opens or closes a code span, or is code content."""
-        run, self.ticks = self.ticks, 0
-        if not self.code:
-            self.code = run
-        elif run == self.code:
-            self.code = 0
-            self.add(_SPAN)
-
-    def _end_dollar_run(self, c: str) -> None:
-        """A run of "$" ended just before `c`: math opens or closes, or it was a price."""
-        run, self.dollars = self.dollars, 0
-        if self.math:
-            if run >= self.math:
-                self.math = 0
-                self.add(_SPAN)
-        elif run >= 2:
-            self.math = 2
-        elif c in _SPACE or c.isdigit():
-            self.add("$")  # "$5", not the start of inline math
-        else:
-            self.math = 1
-
-    def _check_url(self, c: str) -> None:
-        """Enter URL mode once the word turns out to be a URL ("://" or a leading "www.")."""
-        word = self.word
-        if (c == "/" and word.endswith("://")) or (
-            c == "." and word.lower().lstrip(_OPENERS) == "www."
-        ):
-            self.url = True
-
-
 class PlacementScanner:
     """Finds safe points to insert an ad block into markdown answer text that arrives in pieces."""
+
+    _line: _LineMode  # set by `_new_line`
 
     def __init__(self, min_chars: int = 0) -> None:
         self._min_chars = min_chars
         self._pos = 0  # characters fed so far
-        self._block = _Block.NONE
+        self._block: _BlockKind = _Block.NONE
         self._blank = False  # a blank line follows the last content line
         self._seen_content = False
         self._colon = False  # the last content line ended with ":"
-        self._inline = _Inline()
+        self._inline = InlineScanner()
+        self._plain = False  # on a paragraph line, outside every inline span
         self._fence_char = "`"
         self._fence_len = 3
         self._fence_indent = 0
@@ -352,32 +156,62 @@ class PlacementScanner:
         Offsets are in 0..len(text), increasing, and only those with at least `min_chars`
         characters of the answer before them.
         """
+        base = self._pos
+        self._pos = base + len(text)
+        # Shortcuts for the most common pieces; `_scan` would take them the same way, only slower.
+        if self._plain:  # on a paragraph line, outside code spans, links...
+            points: list[int] = []
+            if text.isalnum() or (text[1:].isalnum() and text[0] == " "):  # " word": most pieces
+                self._last = text[-1]
+                self._inline.take_word(text, 0, len(text), points, self._min_chars - base)
+                return points
+            if PLAIN_RUN.fullmatch(text):  # a few plain words
+                last = text[-1]
+                if last != " " or (last := text.rstrip(" ")[-1:]):
+                    self._last = last
+                self._inline.take_plain(text, 0, len(text), points, self._min_chars - base)
+                self._plain = not self._inline.url  # a "www." may have begun a URL
+                return points
+        elif self._line is _Line.SKIP and "\n" not in text:  # more of a list item, code line...
+            self._note_last(text, 0, len(text))
+            return []
+        return self._scan(text, base)
+
+    def _scan(self, text: str, base: int) -> list[int]:
+        """Consume `text`, which starts at answer offset `base`, in the general way; its points."""
         points: list[int] = []
-        base, i, n = self._pos, 0, len(text)
+        i, n = 0, len(text)
         inline = self._inline
+        first = self._min_chars - base  # the first offset in `text` that may be a point
         while i < n:
             line = self._line
-            if line is _Line.SKIP:  # jump to the end of the line, noting its last character
+            if line is _Line.SKIP:  # jump to the end of the line
                 end = text.find("\n", i)
-                stop = n if end < 0 else end
-                tail = text[i:stop].rstrip(" \t\r")
-                if tail:
-                    self._last = tail[-1]
+                self._note_last(text, i, n if end < 0 else end)
                 if end < 0:
                     break
                 i = end
-            elif line is _Line.PARA and not inline.cand and inline.is_plain():
-                match = _ORDINARY.match(text, i)
-                if match:  # a run of plain word characters: no point can be among them
-                    i = match.end()
-                    inline.add(match.group())
-                    self._last = text[i - 1]
-                    continue
-            if self._step(text[i]) and base + i >= self._min_chars:
+            elif line is _Line.PARA and text[i] != "\n":
+                start = i
+                i = inline.scan_line(text, i, points, first)
+                self._note_last(text, start, i)
+                if inline.pipe:  # a table row without a leading "|"
+                    self._block, self._line = _Block.TABLE, _Line.SKIP
+                continue
+            c = text[i]
+            if c == "\n":
+                self._end_line()
+            elif self._step(c) and i >= first:
                 points.append(i)
             i += 1
-        self._pos = base + n
+        self._plain = self._line is _Line.PARA and inline.is_plain()
         return points
+
+    def _note_last(self, text: str, start: int, stop: int) -> None:
+        """Remember the last non-blank character of `text[start:stop]`, if it has one."""
+        tail = text[start:stop].rstrip(" \t\r")
+        if tail:
+            self._last = tail[-1]
 
     def end_is_safe(self) -> bool:
         """True if an ad added after all text fed so far would not land inside code, a table, etc.
@@ -404,7 +238,7 @@ class PlacementScanner:
         # Just after a line end: a paragraph may end here, a list or table may go on.
         return block is _Block.PARA and self._inline.at_sentence_end()
 
-    def _new_line(self, line: _Line) -> None:
+    def _new_line(self, line: _LineMode) -> None:
         """Start reading a new line in the given mode."""
         self._line = line
         self._indent = 0
@@ -415,17 +249,12 @@ class PlacementScanner:
         self._tail = ""  # the last few characters, in raw HTML or math
 
     def _step(self, c: str) -> bool:
-        """Consume one character; True if it is the first character after a safe point."""
-        if c == "\n":
-            self._end_line()
-            return False
+        """Consume a character other than a line end; True if it is the first after a point."""
         line = self._line
         if line is _Line.START:
             return self._line_start(c)
         if c not in " \t\r":
             self._last = c
-        if line is _Line.PARA:
-            return self._para_char(c)
         if line is _Line.FENCE:
             self._fence_line_char(c)
         elif line is _Line.RAW:
@@ -448,23 +277,24 @@ class PlacementScanner:
         kind = self._decide(eol=False)
         return False if kind is None else self._open_line(kind)
 
-    def _decide(self, eol: bool) -> _Block | None:
+    def _decide(self, eol: bool) -> _BlockKind | None:
         """The block the current line belongs to, given its head and context (None: need more)."""
         head, block = self._head, self._block
-        lazy = (_Block.PARA, _Block.QUOTE, _Block.TABLE, _Block.HTML)
         if self._indent >= 4 and not (block is _Block.LIST and head[0] in "`~"):
             # Indented code cannot interrupt a paragraph, and lists hold indented lines.
-            return block if block is _Block.LIST or block in lazy else _Block.INDENT_CODE
+            if block is _Block.LIST or block in _OPEN_TEXT_BLOCKS:
+                return block
+            return _Block.INDENT_CODE
         kind = _classify(head, eol)
         if kind is not _Block.PARA:
             return kind
-        if block in lazy:
+        if block in _OPEN_TEXT_BLOCKS:
             return block  # a continuation line (lazy, for quotes, tables and HTML)
         if block is _Block.LIST and (not self._blank or self._indent):
             return block
         return _Block.PARA
 
-    def _open_line(self, kind: _Block) -> bool:
+    def _open_line(self, kind: _BlockKind) -> bool:
         """Enter the block the current line belongs to; True if a paragraph starts at a point."""
         head, was_blank = self._head, self._blank
         self._blank = False
@@ -528,7 +358,7 @@ class PlacementScanner:
         if self._line is _Line.START:
             if not self._head:
                 self._blank = True
-                if self._block in (_Block.PARA, _Block.QUOTE, _Block.TABLE, _Block.HTML):
+                if self._block in _OPEN_TEXT_BLOCKS:
                     self._block = _Block.NONE
                 self._new_line(_Line.START)
                 return
