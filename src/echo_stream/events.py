@@ -60,7 +60,25 @@ class Usage:
     reasoning_tokens: int | None = None
 
 
-Event = TextDelta | RefusalDelta | ToolCallDelta | Finish | Usage
+class Flush:
+    """The provider has handed over everything it has for now: write what is pending.
+
+    Adapters yield it after the events of each upstream read, so the encoder sends a burst of
+    tokens that arrived together as one write, without ever holding a token back.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+FLUSH = Flush()
+
+AnswerEvent = TextDelta | RefusalDelta | ToolCallDelta | Finish | Usage
+"""What an answer is made of; `Event` adds the `FLUSH` marker."""
+
+Event = AnswerEvent | Flush
 
 EventStream = AsyncGenerator[Event, None]
 """What an adapter's `stream` returns and what every pipeline stage consumes and produces."""

@@ -17,7 +17,7 @@ import httpx
 import orjson
 from hypothesis import strategies as st
 
-from echo_stream.events import Event, EventStream, RefusalDelta, TextDelta, ToolCallDelta
+from echo_stream.events import FLUSH, Event, EventStream, RefusalDelta, TextDelta, ToolCallDelta
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.http import UpstreamOptions, make_client
 
@@ -189,11 +189,13 @@ WEATHER_TOOL: dict[str, Any] = {
 
 
 async def collect(events: EventStream) -> list[Event]:
-    """Every event of a stream, in order (the stream is closed even if a test fails)."""
+    """Every event of a stream, in order, without the `FLUSH` markers (which depend on how the
+    bytes were split); the stream is closed even if a test fails."""
     out: list[Event] = []
     try:
         async for event in events:
-            out.append(event)
+            if event is not FLUSH:
+                out.append(event)
     finally:
         await events.aclose()
     return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from echo_stream.errors import RateLimited, UpstreamError, UpstreamUnavailable
 from echo_stream.events import (
+    FLUSH,
     EventStream,
     Finish,
     FinishReason,
@@ -22,6 +23,7 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.providers.http import (
+    SSE_FLUSH,
     UpstreamOptions,
     finish_body,
     make_client,
@@ -211,7 +213,11 @@ class AnthropicProvider:
         )
         state = _StreamState()
         async with aclosing(sse_events(self.name, response)) as events:
-            async for _, data in events:
+            async for item in events:
+                if item is SSE_FLUSH:
+                    yield FLUSH
+                    continue
+                data = item[1]
                 event = parse_json(self.name, data)
                 kind = event.get("type")
                 if kind == "content_block_delta":

@@ -17,6 +17,7 @@ import orjson
 
 from echo_stream.errors import InvalidRequest, UpstreamUnavailable
 from echo_stream.events import (
+    FLUSH,
     EventStream,
     Finish,
     FinishReason,
@@ -26,6 +27,7 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.providers.http import (
+    SSE_FLUSH,
     UpstreamOptions,
     make_client,
     open_stream,
@@ -195,7 +197,11 @@ class GoogleProvider:
         finished = False
         usage: dict[str, Any] | None = None
         async with aclosing(sse_events(self.name, response)) as events:
-            async for _, data in events:
+            async for item in events:
+                if item is SSE_FLUSH:
+                    yield FLUSH
+                    continue
+                data = item[1]
                 chunk = parse_json(self.name, data)
                 if error := chunk.get("error"):
                     raise UpstreamUnavailable(f"google stream error: {error.get('message', error)}")

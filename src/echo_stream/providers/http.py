@@ -147,13 +147,19 @@ def _error_message(raw: bytes) -> str:
     return raw[:300].decode("utf-8", "replace").strip()
 
 
+SSE_FLUSH: SSEEvent = (None, b"")
+"""Yielded by `sse_events` after the events of each read; adapters pass it on as `FLUSH`."""
+
+
 async def sse_events(provider: str, response: UpstreamResponse) -> AsyncGenerator[SSEEvent, None]:
     """Decode the response body as SSE, translating transport failures mid-stream."""
     decoder = SSEDecoder()
     try:
         async for chunk in response.aiter_bytes():
-            for event in decoder.feed(chunk):
-                yield event
+            if events := decoder.feed(chunk):
+                for event in events:
+                    yield event
+                yield SSE_FLUSH
     except TransportTimeout as exc:
         raise UpstreamTimeout(f"{provider} stopped sending mid-stream (read timeout)") from exc
     except TransportError as exc:

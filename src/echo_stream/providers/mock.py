@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from echo_stream.events import EventStream, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import FLUSH, EventStream, Finish, TextDelta, ToolCallDelta, Usage
 from echo_stream.protocol import ChatCompletionRequest, Tool
 
 _ANSWER = """\
@@ -103,6 +103,7 @@ class MockProvider:
             async for piece in self._paced(pieces):
                 for choice in range(choices):
                     yield ToolCallDelta(0, piece, choice=choice)
+                yield FLUSH
             for choice in range(choices):
                 yield Finish("tool_calls", choice)
             completion = estimate_tokens(arguments.decode()) * choices
@@ -114,6 +115,7 @@ class MockProvider:
             async for piece in self._paced(pieces):
                 for choice in range(choices):
                     yield TextDelta(piece, choice)
+                yield FLUSH
             for choice in range(choices):
                 yield Finish("length" if cut else "stop", choice)
             completion = len(pieces) * choices

@@ -12,7 +12,8 @@ from typing import Any
 
 from echo_stream.errors import UpstreamUnavailable
 from echo_stream.events import (
-    Event,
+    FLUSH,
+    AnswerEvent,
     EventStream,
     Finish,
     FinishReason,
@@ -23,6 +24,7 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.http import (
+    SSE_FLUSH,
     UpstreamOptions,
     finish_body,
     make_client,
@@ -91,13 +93,13 @@ def build_body(request: ChatCompletionRequest, upstream_model: str) -> dict[str,
     return body
 
 
-def parse_chunk(chunk: dict[str, Any]) -> list[Event]:
+def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
     """One `chat.completion.chunk` as events."""
     if chunk.get("error"):
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else str(error)
         raise UpstreamUnavailable(f"openai stream error: {message}")
-    events: list[Event] = []
+    events: list[AnswerEvent] = []
     for choice in chunk.get("choices") or ():
         index = choice.get("index", 0)
         delta = choice.get("delta") or {}
@@ -167,7 +169,11 @@ class OpenAIProvider:
         started: set[int] = set()
         finished: set[int] = set()
         async with aclosing(sse_events(self.name, response)) as events:
-            async for _, data in events:
+            async for item in events:
+                if item is SSE_FLUSH:
+                    yield FLUSH
+                    continue
+                data = item[1]
                 if data == b"[DONE]":
                     await finish_body(events)
                     return

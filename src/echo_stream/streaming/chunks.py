@@ -21,6 +21,7 @@ from echo_stream.errors import EchoError, UpstreamUnavailable
 from echo_stream.events import (
     EventStream,
     Finish,
+    Flush,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -83,17 +84,25 @@ class ChunkWriter:
 async def encode_chunks(
     events: EventStream, writer: ChunkWriter, *, include_usage: bool
 ) -> AsyncGenerator[bytes, None]:
-    """Turn events into SSE chunk bytes; errors before the first byte propagate to the caller."""
+    """Turn events into SSE chunk bytes, one write per `FLUSH`; errors before the first byte
+    propagate to the caller."""
     started: set[int] = set()
     tools_started: set[tuple[int, int]] = set()
     finished: set[int] = set()
     usage: Usage | None = None
+    pending: list[bytes] = []
     sent = False
     try:
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta):
                     out = writer.delta(event.choice, {"content": event.text})
+                elif isinstance(event, Flush):
+                    if pending:
+                        sent = True
+                        yield b"".join(pending) if len(pending) > 1 else pending[0]
+                        pending = []
+                    continue
                 elif isinstance(event, ToolCallDelta):
                     out = writer.delta(event.choice, _tool_delta(event, tools_started))
                 elif isinstance(event, Finish):
@@ -108,25 +117,25 @@ async def encode_chunks(
                     continue
                 if event.choice not in started:
                     started.add(event.choice)
-                    out = writer.delta(event.choice, {"role": "assistant", "content": ""}) + out
-                sent = True
-                yield out
+                    pending.append(writer.delta(event.choice, {"role": "assistant", "content": ""}))
+                pending.append(out)
         if not finished or started - finished:
             raise UpstreamUnavailable("the upstream stream ended before the answer finished")
     except EchoError as exc:
         if not sent:
             raise
-        yield error_event(exc)
+        yield b"".join(pending) + error_event(exc)
         return
     except Exception:
         if not sent:
             raise
         log.exception("stream failed after its first byte")
-        yield error_event(EchoError("internal error while streaming"))
+        yield b"".join(pending) + error_event(EchoError("internal error while streaming"))
         return
     if include_usage:
-        yield writer.usage(usage)
-    yield DONE
+        pending.append(writer.usage(usage))
+    pending.append(DONE)
+    yield b"".join(pending)
 
 
 def _tool_delta(event: ToolCallDelta, tools_started: set[tuple[int, int]]) -> dict[str, Any]:

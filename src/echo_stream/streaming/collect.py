@@ -14,6 +14,7 @@ from echo_stream.errors import UpstreamUnavailable
 from echo_stream.events import (
     EventStream,
     Finish,
+    Flush,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -64,6 +65,8 @@ async def collect_completion(
         async for event in events:
             if isinstance(event, Usage):
                 usage = event
+                continue
+            if isinstance(event, Flush):
                 continue
             choice = choices.setdefault(event.choice, _Choice())
             if isinstance(event, TextDelta):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 
 from echo_stream.errors import UpstreamTimeout
-from echo_stream.events import EventStream
+from echo_stream.events import FLUSH, EventStream
 
 Stage = Callable[[EventStream], EventStream]
 
@@ -26,6 +26,8 @@ async def first_event_within(events: EventStream, seconds: float, provider: str)
         try:
             async with asyncio.timeout(seconds):
                 first = await anext(events)
+                while first is FLUSH:  # an upstream read with no answer in it yet
+                    first = await anext(events)
         except StopAsyncIteration:
             return
         except TimeoutError:
