@@ -23,13 +23,10 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.providers.http import (
-    SSE_FLUSH,
     UpstreamOptions,
-    finish_body,
+    json_events,
     make_client,
     open_stream,
-    parse_json,
-    sse_events,
     truncated,
 )
 from echo_stream.providers.httpx_client import UpstreamClient
@@ -173,6 +170,10 @@ class _StreamState:
         return Usage(self.input, self.output, self.input + self.output, cached_tokens=self.cached)
 
 
+def _is_stop(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("type") == "message_stop"
+
+
 def _stream_error(event: dict[str, Any]) -> UpstreamError:
     error = event.get("error") or {}
     kind, message = error.get("type", "error"), error.get("message", "")
@@ -212,13 +213,12 @@ class AnthropicProvider:
             max_retries=self._options.max_retries,
         )
         state = _StreamState()
-        async with aclosing(sse_events(self.name, response)) as events:
-            async for item in events:
-                if item is SSE_FLUSH:
+        stopped = False
+        async with aclosing(json_events(self.name, response, _is_stop)) as payloads:
+            async for event in payloads:
+                if event is FLUSH:
                     yield FLUSH
                     continue
-                data = item[1]
-                event = parse_json(self.name, data)
                 kind = event.get("type")
                 if kind == "content_block_delta":
                     delta = event["delta"]
@@ -242,13 +242,13 @@ class AnthropicProvider:
                     state.stop = (event.get("delta") or {}).get("stop_reason") or state.stop
                     state.output = (event.get("usage") or {}).get("output_tokens", state.output)
                 elif kind == "message_stop":
+                    stopped = True
                     yield state.usage()
                     yield Finish(_STOP.get(state.stop or "end_turn", "stop"))
-                    await finish_body(events)
-                    return
                 elif kind == "error":
                     raise _stream_error(event)
-        raise truncated(self.name)
+        if not stopped:
+            raise truncated(self.name)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

@@ -27,12 +27,10 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.providers.http import (
-    SSE_FLUSH,
     UpstreamOptions,
+    json_events,
     make_client,
     open_stream,
-    parse_json,
-    sse_events,
     truncated,
 )
 from echo_stream.providers.httpx_client import UpstreamClient
@@ -196,13 +194,11 @@ class GoogleProvider:
         tool_counts: dict[int, int] = {}
         finished = False
         usage: dict[str, Any] | None = None
-        async with aclosing(sse_events(self.name, response)) as events:
-            async for item in events:
-                if item is SSE_FLUSH:
+        async with aclosing(json_events(self.name, response)) as payloads:
+            async for chunk in payloads:
+                if chunk is FLUSH:
                     yield FLUSH
                     continue
-                data = item[1]
-                chunk = parse_json(self.name, data)
                 if error := chunk.get("error"):
                     raise UpstreamUnavailable(f"google stream error: {error.get('message', error)}")
                 for candidate in chunk.get("candidates") or ():

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from echo_stream.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from echo_stream.events import FLUSH
 from echo_stream.providers.fastclient import FastClient
 from echo_stream.providers.fastclient_conn import TransportError, TransportTimeout
 from echo_stream.providers.httpx_client import HttpxClient, UpstreamClient, UpstreamResponse
@@ -179,6 +181,29 @@ async def finish_body(events: AsyncGenerator[SSEEvent, None], seconds: float = 1
                 pass
     except (TimeoutError, EchoError):
         pass
+
+
+async def json_events(
+    provider: str, response: UpstreamResponse, is_last: Callable[[Any], bool] | None = None
+) -> AsyncGenerator[Any, None]:
+    """The stream's SSE payloads parsed as JSON, with `FLUSH` after each upstream read.
+
+    Ends at `data: [DONE]` or after the payload `is_last` recognises, reading the rest of the
+    body first so the connection is reused; the consumer must keep iterating to let it.
+    """
+    async with aclosing(sse_events(provider, response)) as events:
+        async for item in events:
+            if item is SSE_FLUSH:
+                yield FLUSH
+                continue
+            if item[1] == b"[DONE]":
+                await finish_body(events)
+                return
+            payload = parse_json(provider, item[1])
+            yield payload
+            if is_last is not None and is_last(payload):
+                await finish_body(events)
+                return
 
 
 def parse_json(provider: str, data: bytes) -> Any:

@@ -24,13 +24,10 @@ from echo_stream.events import (
 )
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.http import (
-    SSE_FLUSH,
     UpstreamOptions,
-    finish_body,
+    json_events,
     make_client,
     open_stream,
-    parse_json,
-    sse_events,
     truncated,
 )
 from echo_stream.providers.httpx_client import UpstreamClient
@@ -168,22 +165,18 @@ class OpenAIProvider:
         )
         started: set[int] = set()
         finished: set[int] = set()
-        async with aclosing(sse_events(self.name, response)) as events:
-            async for item in events:
-                if item is SSE_FLUSH:
+        async with aclosing(json_events(self.name, response)) as payloads:
+            async for payload in payloads:
+                if payload is FLUSH:
                     yield FLUSH
                     continue
-                data = item[1]
-                if data == b"[DONE]":
-                    await finish_body(events)
-                    return
-                for event in parse_chunk(parse_json(self.name, data)):
+                for event in parse_chunk(payload):
                     if isinstance(event, Finish):
                         finished.add(event.choice)
                     elif not isinstance(event, Usage):
                         started.add(event.choice)
                     yield event
-        # Some compatible servers omit [DONE]; that is fine once every choice has finished.
+        # Some compatible servers omit [DONE]: fine once every choice has finished.
         if not finished or started - finished:
             raise truncated(self.name)
 
