@@ -62,31 +62,32 @@ async def splice_ads(
     progress = _Progress()
     outcome = "incomplete"
     scanning = max_ads > 0
+    inline = placement == "inline"
+    seen = 0  # a local, not `progress.seen`: this loop runs once per token
     try:
         async with aclosing(events):
             async for event in events:
-                if isinstance(event, TextDelta) and event.choice == 0:
-                    start = progress.seen
-                    progress.seen += len(event.text)
-                    if not scanning:  # all ads placed, or none coming: pass text straight on
-                        yield event
+                if type(event) is TextDelta and event.choice == 0:
+                    text = event.text
+                    start = seen
+                    seen += len(text)
+                    if scanning and (points := scanner.feed(text)) and inline:
+                        for part in _splice(text, start, points, source, progress, min_chars):
+                            yield part
+                        if progress.placed >= max_ads:
+                            break
+                        scanning = source.pending()
                         continue
-                    points = scanner.feed(event.text)
-                    if not points or placement == "end":
-                        yield event
-                        continue
-                    for part in _splice(event.text, start, points, source, progress, min_chars):
-                        yield part
-                    scanning = progress.placed < max_ads and source.pending()
+                    yield event
                     continue
                 if isinstance(event, ToolCallDelta):
                     progress.called_tools = True
                 elif isinstance(event, Finish) and event.choice == 0:
+                    progress.seen = seen
                     if not scanning and not progress.placed:
                         outcome = NO_AD
-                        yield event
-                        continue
-                    outcome = _outcome_at_end(event, scanner, progress, min_chars)
+                    else:
+                        outcome = _outcome_at_end(event, scanner, progress, min_chars)
                     if outcome == "place_now":
                         block = await source.wait()
                         if block is not None:
@@ -94,6 +95,12 @@ async def splice_ads(
                             yield TextDelta(block)
                         outcome = "placed" if block is not None else NO_AD
                 yield event
+            else:
+                return
+            # Every ad is out: the rest of the answer passes straight through.
+            async for event in events:
+                yield event
+            outcome = "placed"
     finally:
         source.finish(outcome, progress.placed)
 

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.errors import EchoError
+from echo_stream.streaming.chunks import DONE
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,14 @@ class EventStreamResponse(Response):
         except StopAsyncIteration:
             first = b""
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await send({"type": "http.response.body", "body": first, "more_body": True})
+        # The chunk carrying [DONE] is the last: ending the body with it saves one write.
+        done = first.endswith(DONE)
+        await send({"type": "http.response.body", "body": first, "more_body": not done})
         async for chunk in self._body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            done = chunk.endswith(DONE)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+        if not done:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class DeferredJSONResponse(Response):
