@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from echo_stream.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
 from echo_stream.events import Event, Finish, TextDelta, ToolCallDelta, Usage
 from echo_stream.protocol import ChatCompletionRequest
-from echo_stream.providers.google import GoogleProvider, build_body
+from echo_stream.providers.google import GoogleProvider, build_body, signature_from_call_id
 
 from .conftest import (
     WEATHER_TOOL,
@@ -418,3 +420,62 @@ async def test_upstream_response_is_closed_when_the_consumer_stops_early() -> No
     await stream.aclose()
 
     assert upstream.bodies[0].closed
+
+
+async def test_thought_signature_survives_the_round_trip_in_the_call_id() -> None:
+    events = await run(FakeUpstream.streaming(load_stream("gemini_function_call.sse")))
+    [delta] = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert delta.id is not None and re.fullmatch(r"[A-Za-z0-9_-]+", delta.id)
+    signature = json.loads(
+        next(
+            line
+            for line in load_stream("gemini_function_call.sse").decode().splitlines()
+            if "thoughtSignature" in line
+        )[6:]
+    )["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
+    assert signature_from_call_id(delta.id) == signature
+
+    follow_up = ChatCompletionRequest.model_validate(
+        {
+            "model": "gemini-2.5-flash",
+            "messages": [
+                {"role": "user", "content": "Weather in Kyoto?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": delta.id,
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": delta.arguments},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": delta.id, "content": "22C"},
+            ],
+        }
+    )
+    model_turn = build_body(follow_up)["contents"][1]
+    assert model_turn["parts"][0]["thoughtSignature"] == signature
+    assert signature_from_call_id("call_plain") is None
+    assert (
+        "thoughtSignature"
+        not in build_body(
+            ChatCompletionRequest.model_validate(
+                {
+                    "model": "g",
+                    "messages": [
+                        {
+                            "role": "assistant",
+                            "tool_calls": [
+                                {
+                                    "id": "call_1",
+                                    "type": "function",
+                                    "function": {"name": "f", "arguments": "{}"},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            )
+        )["contents"][0]["parts"][0]
+    )

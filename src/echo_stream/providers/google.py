@@ -2,13 +2,15 @@
 
 Request: system/developer messages become `systemInstruction`; roles become user/model;
 sampling knobs go to `generationConfig`; tools become function declarations. Stream: text parts
-become text deltas; a whole `functionCall` becomes one tool-call delta with a generated id, and
+become text deltas; a whole `functionCall` becomes one tool-call delta with a generated id (which
+carries the call's thought signature back on the next turn), and
 a candidate that called tools finishes with `tool_calls`. `usageMetadata` is cumulative, so the
 last one seen is the answer's usage.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from contextlib import aclosing
 from typing import Any
@@ -95,8 +97,39 @@ def _parts(message: ChatMessage, tool_names: dict[str, str]) -> list[dict[str, A
                     parts.append({"fileData": {"fileUri": image.url}})
     for call in message.tool_calls or ():
         args = parse_tool_arguments(call.function.arguments)
-        parts.append({"functionCall": {"name": call.function.name, "args": args}})
+        function_call: dict[str, Any] = {"functionCall": {"name": call.function.name, "args": args}}
+        if signature := signature_from_call_id(call.id):
+            function_call["thoughtSignature"] = signature
+        parts.append(function_call)
     return parts
+
+
+_SIGNATURE_MARK = "__ts_"
+
+
+def make_call_id(thought_signature: str | None) -> str:
+    """A fresh tool-call id that carries Gemini's thought signature, if the call had one.
+
+    Thinking models reject a later turn whose function call lost its signature; OpenAI clients
+    send tool-call ids back verbatim, so the id is where it survives the round trip. It is
+    wrapped in URL-safe base64, keeping ids to [A-Za-z0-9_-] as other providers require.
+    """
+    call_id = "call_" + secrets.token_hex(12)
+    if not thought_signature:
+        return call_id
+    wrapped = base64.urlsafe_b64encode(thought_signature.encode()).decode().rstrip("=")
+    return call_id + _SIGNATURE_MARK + wrapped
+
+
+def signature_from_call_id(call_id: str) -> str | None:
+    """The thought signature `make_call_id` put in `call_id`, as Gemini sent it."""
+    _, mark, wrapped = call_id.partition(_SIGNATURE_MARK)
+    if not mark or not wrapped:
+        return None
+    try:
+        return base64.urlsafe_b64decode(wrapped + "=" * (-len(wrapped) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _generation_config(request: ChatCompletionRequest) -> dict[str, Any]:
@@ -212,7 +245,7 @@ class GoogleProvider:
                             tool = tool_counts.get(index, 0)
                             tool_counts[index] = tool + 1
                             arguments = orjson.dumps(call.get("args") or {}).decode()
-                            call_id = "call_" + secrets.token_hex(12)
+                            call_id = make_call_id(part.get("thoughtSignature"))
                             yield ToolCallDelta(tool, arguments, call_id, call.get("name"), index)
                     if reason := candidate.get("finishReason"):
                         finished = True
