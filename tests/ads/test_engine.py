@@ -291,3 +291,27 @@ def test_pipeline_keeps_the_upstream_text_exact(
     delivered = asyncio.run(main())
     assert len(AD_BLOCK.findall(delivered)) <= 1
     assert AD_BLOCK.sub("", delivered, count=1) == upstream_text
+
+
+def test_text_then_tool_call_answer_gets_no_ad() -> None:
+    """Anthropic-style answers can say something, then call a tool: no ad may land in the text."""
+    from echo_stream.events import FLUSH, Finish, TextDelta, ToolCallDelta
+
+    async def upstream() -> Any:
+        await asyncio.sleep(0.01)  # as a real upstream takes a moment: the ad is chosen by now
+        yield TextDelta("Let me check that for you. " * 20)
+        yield FLUSH
+        yield ToolCallDelta(0, "", "call_1", "lookup")
+        yield ToolCallDelta(0, "{}")
+        yield Finish("tool_calls")
+
+    async def main() -> None:
+        eng = engine(min_response_length=10)
+        req = request("look it up", tools=[{"type": "function", "function": {"name": "lookup"}}])
+        stage = eng.stage(req, None, "http://gw")
+        assert stage is not None
+        body = await collect_completion(stage(upstream()), completion_id="c", created=1, model="m")
+        assert not AD_BLOCK.search(str(body["choices"][0]["message"]["content"]))
+        assert await decisions(eng) == {"tool_calls": 1}
+
+    asyncio.run(main())

@@ -105,6 +105,10 @@ class AdEngine:
             return None
         plan = AdPlan(self, request, user_key(request, client_key), base_url)
         settings = self.settings
+        # With tools on offer the answer may turn into tool calls after some text; waiting for
+        # the end is the only way to know that it did not, so no ad lands in a tool-call answer.
+        may_call_tools = bool(request.tools) and request.tool_choice != "none"
+        placement = "end" if may_call_tools else settings.ad_placement
 
         def stage(events: EventStream) -> EventStream:
             plan.start()
@@ -113,7 +117,7 @@ class AdEngine:
                 plan,
                 min_chars=settings.min_response_length,
                 max_ads=settings.ad_max_per_response,
-                placement=settings.ad_placement,
+                placement=placement,
             )
 
         return stage
