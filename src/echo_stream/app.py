@@ -40,7 +40,13 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     except ConfigError as exc:
         raise ConfigError(f"{settings.echo_config}: {exc}") from exc
     ads = AdEngine.from_settings(settings) if settings.ad_injection_rate > 0 else None
-    return AppState(settings=settings, router=router, ads=ads)
+    return AppState(
+        settings=settings,
+        router=router,
+        ads=ads,
+        client_keys=settings.client_keys(),
+        admin_keys=settings.admin_keys(),
+    )
 
 
 def _error_response(error: EchoError) -> Response:

@@ -3,7 +3,8 @@
     EchoError                 any failure the gateway reports to a client (status, type, code)
     ├── InvalidRequest        400 malformed JSON, missing or mistyped fields
     ├── Unauthorized          401 bad or missing client key
-    ├── ModelNotFound         404 no route for the model name
+    ├── NotFound              404 no such resource (an expired ad link, ads switched off)
+    │   └── ModelNotFound     404 no route for the model name
     ├── PayloadTooLarge       413 request body over the limit
     └── UpstreamError         a provider failed; carries the status we answer with
         ├── UpstreamRejected  4xx from the provider, passed through with its meaning
@@ -68,9 +69,13 @@ class Unauthorized(EchoError):
     code = "invalid_api_key"
 
 
-class ModelNotFound(EchoError):
+class NotFound(EchoError):
     status = 404
     type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
     code = "model_not_found"
 
 

@@ -14,3 +14,6 @@ class AppState:
     settings: Settings
     router: Router
     ads: AdEngine | None = None
+    client_keys: tuple[str, ...] = ()
+    """`ECHO_API_KEYS`, split once here rather than on every request."""
+    admin_keys: tuple[str, ...] = ()

@@ -8,16 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from echo_stream.api.edge import bearer_token, key_matches
-from echo_stream.errors import EchoError, ModelNotFound, Unauthorized
+from echo_stream.errors import NotFound, Unauthorized
 from echo_stream.state import AppState
 
 router = APIRouter()
-
-
-class NotFound(EchoError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
 
 
 @router.get("/v1/ads/click/{impression_id}", response_model=None)
@@ -36,11 +30,11 @@ async def click(impression_id: str, request: Request) -> Response:
 async def stats(request: Request) -> dict[str, Any]:
     """Impressions, clicks and CTR per ad, fill rate and no-ad reasons (admin key required)."""
     state: AppState = request.app.state.echo
-    admin_keys = state.settings.admin_keys()
+    admin_keys = state.admin_keys
     if not admin_keys:
         raise Unauthorized("Ad statistics are disabled: set ECHO_ADMIN_KEYS to enable them")
     if not key_matches(bearer_token(request), admin_keys):
         raise Unauthorized("An admin key is required for ad statistics")
     if state.ads is None:
-        raise ModelNotFound("Ads are off (AD_INJECTION_RATE=0)", code="ads_disabled")
+        raise NotFound("Ads are off (AD_INJECTION_RATE=0)", code="ads_disabled")
     return (await state.ads.store.stats()).to_dict()

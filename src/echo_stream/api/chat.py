@@ -23,7 +23,7 @@ async def chat_completions(request: Request) -> Response:
     """Create a chat completion, streamed as SSE or returned whole."""
     state: AppState = request.app.state.echo
     settings = state.settings
-    client_key = require_key(request, settings.client_keys())
+    client_key = require_key(request, state.client_keys)
     chat = parse_chat_request(await read_body(request, settings.max_request_bytes))
     route = state.router.resolve(chat.model)
     stages: list[Stage] = []

@@ -22,7 +22,7 @@ def _card(card: ModelCard, created: int) -> dict[str, Any]:
 async def list_models(request: Request) -> dict[str, Any]:
     """The models this gateway serves."""
     state: AppState = request.app.state.echo
-    require_key(request, state.settings.client_keys())
+    require_key(request, state.client_keys)
     created = request.app.state.started
     return {"object": "list", "data": [_card(c, created) for c in state.router.models()]}
 
@@ -31,7 +31,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     """One model, or 404."""
     state: AppState = request.app.state.echo
-    require_key(request, state.settings.client_keys())
+    require_key(request, state.client_keys)
     card = state.router.card(model_id)
     if card is None:
         raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
