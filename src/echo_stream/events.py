@@ -23,6 +23,24 @@ class TextDelta:
 
 
 @dataclass(slots=True, frozen=True)
+class AdBlock(TextDelta):
+    """A sponsored block spliced into choice 0's text by the ad stage.
+
+    It *is* a piece of the answer's text (`text` is the block rendered in `AD_FORMAT`), so a face
+    that only knows text (OpenAI chunks) sends it as content; a face with its own ad event (a card
+    in the web chat, the stored position in a conversation) reads the fields. Removing every
+    `AdBlock` from a stream gives back the model's answer byte for byte.
+    """
+
+    ad_id: str = ""
+    advertiser: str = ""
+    title: str = ""
+    body: str = ""
+    url: str = ""
+    """The link as shown: the click tracker's URL when click tracking is on."""
+
+
+@dataclass(slots=True, frozen=True)
 class RefusalDelta:
     """A piece of a refusal message (OpenAI's `delta.refusal`)."""
 
@@ -75,7 +93,7 @@ class Flush:
 
 FLUSH = Flush()
 
-AnswerEvent = TextDelta | RefusalDelta | ToolCallDelta | Finish | Usage
+AnswerEvent = TextDelta | AdBlock | RefusalDelta | ToolCallDelta | Finish | Usage
 """What an answer is made of; `Event` adds the `FLUSH` marker."""
 
 Event = AnswerEvent | Flush

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echo_stream.ads.filter import NO_AD, splice_ads
-from echo_stream.events import Event, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import AdBlock, Event, Finish, TextDelta, ToolCallDelta, Usage
 
 AD = "\n\n[ad]\nSponsored · Test: **T** — body\n[/ad][link]https://ad.example[/link]\n\n"
 
@@ -23,13 +23,13 @@ class Source:
         self.blocks = blocks
         self.outcome: tuple[str, int] | None = None
 
-    def ready(self) -> str | None:
+    def ready(self) -> AdBlock | None:
         if not self.is_ready or not self.blocks:
             return None
         self.blocks -= 1
-        return AD
+        return AdBlock(AD, ad_id="test", advertiser="Test", title="T", body="body", url="https://ad.example")
 
-    async def wait(self) -> str | None:
+    async def wait(self) -> AdBlock | None:
         self.is_ready = True
         return self.ready()
 
@@ -226,3 +226,12 @@ def test_scanning_stops_once_no_ad_can_come() -> None:
     events = run([text[i : i + 9] for i in range(0, len(text), 9)], source, min_chars=10)
     assert text_of(events) == text
     assert source.outcome == (NO_AD, 0)
+
+
+def test_the_ad_is_an_ad_block_event_carrying_its_fields() -> None:
+    events = run(["Short first sentence. ", "Second one here."], Source(), min_chars=10)
+    blocks = [e for e in events if isinstance(e, AdBlock)]
+    assert len(blocks) == 1
+    assert (blocks[0].ad_id, blocks[0].advertiser, blocks[0].url) == ("test", "Test", "https://ad.example")
+    plain = "".join(e.text for e in events if isinstance(e, TextDelta) and not isinstance(e, AdBlock))
+    assert plain == "Short first sentence. Second one here."

@@ -33,7 +33,7 @@ from echo_stream.ads.store import (
     make_ad_store,
 )
 from echo_stream.ads.targeting import AdSelector, Choice
-from echo_stream.events import EventStream
+from echo_stream.events import AdBlock, EventStream
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.settings import Settings, split_list
 from echo_stream.streaming.pipeline import Stage
@@ -206,7 +206,7 @@ class AdPlan:
             exclude.add(choice.ad.id)
         return choices
 
-    def ready(self) -> str | None:
+    def ready(self) -> AdBlock | None:
         """The next ad block if the choice is done; never waits."""
         if self._task is None or not self._task.done() or self._task.cancelled():
             return None
@@ -222,7 +222,7 @@ class AdPlan:
         result = task.result()
         return not isinstance(result, str) and len(self._delivered) < len(result)
 
-    async def wait(self) -> str | None:
+    async def wait(self) -> AdBlock | None:
         """The next ad block, giving a still-running choice a moment to finish."""
         if self._task is None:
             return None
@@ -230,7 +230,7 @@ class AdPlan:
             await asyncio.wait((self._task,), timeout=_END_WAIT_S)
         return self.ready()
 
-    def _next_block(self) -> str | None:
+    def _next_block(self) -> AdBlock | None:
         assert self._task is not None
         choices = self._task.result()
         if isinstance(choices, str) or len(self._delivered) >= len(choices):
@@ -243,7 +243,14 @@ class AdPlan:
         if settings.ad_track_clicks:
             base = settings.public_base_url.rstrip("/") or self._base_url
             link = f"{base}/v1/ads/click/{impression.id}"
-        return render_ad(ad, settings.ad_format, link)
+        return AdBlock(
+            render_ad(ad, settings.ad_format, link),
+            ad_id=ad.id,
+            advertiser=ad.advertiser,
+            title=ad.title,
+            body=ad.body,
+            url=link,
+        )
 
     def finish(self, outcome: str, placed: int) -> None:
         """Record the response's outcome; count impressions only for a completed response."""

@@ -2,9 +2,9 @@
 
 Text passes through at once; the scanner reports only safe points that the text already fed
 has confirmed, and the stage splits the piece that confirmed one: left part, ad, right part.
-The ad is always a text delta of its own, so removing the ad blocks from the answer gives back
-the upstream's text exactly, whatever the chunking. Only choice 0 gets ads (the engine keeps
-`n > 1`, JSON mode and the like out before this stage is added).
+The ad is always an `AdBlock` (a text delta) of its own, so removing the ad blocks from the
+answer gives back the upstream's text exactly, whatever the chunking. Only choice 0 gets ads
+(the engine keeps `n > 1`, JSON mode and the like out before this stage is added).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from echo_stream.ads.placement import PlacementScanner
-from echo_stream.events import EventStream, Finish, TextDelta, ToolCallDelta
+from echo_stream.events import AdBlock, EventStream, Finish, TextDelta, ToolCallDelta
 
 Placement = Literal["inline", "end"]
 NO_AD = "no_ad"
@@ -24,7 +24,7 @@ NO_AD = "no_ad"
 class AdSource(Protocol):
     """Where the stage gets ad blocks; the engine's per-response plan implements it."""
 
-    def ready(self) -> str | None:
+    def ready(self) -> AdBlock | None:
         """The next ad block if one is already chosen; never waits."""
         ...
 
@@ -32,7 +32,7 @@ class AdSource(Protocol):
         """False once it is settled that no further block will come (the scanner can stop)."""
         ...
 
-    async def wait(self) -> str | None:
+    async def wait(self) -> AdBlock | None:
         """The next ad block, waiting briefly if the choice is still running."""
         ...
 
@@ -92,7 +92,7 @@ async def splice_ads(
                         block = await source.wait()
                         if block is not None:
                             progress.placed += 1
-                            yield TextDelta(block)
+                            yield block
                         outcome = "placed" if block is not None else NO_AD
                 yield event
             else:
@@ -122,7 +122,7 @@ def _splice(
             break
         progress.placed += 1
         progress.last_ad_at = start + point
-        parts = [TextDelta(text[:point]), TextDelta(block), TextDelta(text[point:])]
+        parts = [TextDelta(text[:point]), block, TextDelta(text[point:])]
         return [part for part in parts if part.text]
     return [TextDelta(text)]
 

@@ -1,0 +1,47 @@
+"""The one way any face starts an answer: route, ad stage, first-token guard -> internal events.
+
+Every endpoint (the OpenAI API, and each other face: stored conversations, session streams,
+the voice stream, the web chat) builds a `ChatCompletionRequest`, calls `run_chat`, and encodes
+the events it gets into its own wire format. Routing, retries, timeouts and ads therefore live
+in one place; a face never re-implements them. Disconnect handling comes from handing the
+encoded bytes to `streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from echo_stream.events import EventStream
+from echo_stream.protocol import ChatCompletionRequest
+from echo_stream.state import AppState
+from echo_stream.streaming.pipeline import Stage, build_pipeline, first_event_within
+
+
+@dataclass(slots=True, frozen=True)
+class ChatRun:
+    """One answer on its way: where it went and the events that make it up."""
+
+    provider: str
+    """The provider adapter's name (`openai`, `anthropic`, `google`, `mock`)."""
+    upstream_model: str
+    events: EventStream
+    """Provider events after the first-token guard and the ad stage (ads arrive as `AdBlock`)."""
+
+
+def run_chat(
+    state: AppState, chat: ChatCompletionRequest, *, client_key: str | None, base_url: str
+) -> ChatRun:
+    """Start `chat` through the pipeline; raises `ModelNotFound` for a name that routes nowhere.
+
+    Nothing is sent upstream until the first event is awaited.
+    """
+    route = state.router.resolve(chat.model)
+    stages: list[Stage] = []
+    if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
+        stages.append(ad_stage)
+    source = first_event_within(
+        route.provider.stream(chat, route.upstream_model),
+        state.settings.upstream_first_token_timeout,
+        route.provider.name,
+    )
+    return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
