@@ -10,6 +10,7 @@ from starlette.types import ASGIApp
 
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
+from tests.browser import chromium, page  # noqa: F401  (fixtures)
 from tests.live import serve
 from tests.upstreams import FakeUpstream, SocketUpstream
 
