@@ -17,9 +17,10 @@ from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
-from echo_stream.api import ads, chat, health, models
+from echo_stream.api import ads, chat, conversations, echov2, health, models
 from echo_stream.api.fastpath import ChatFastPath
 from echo_stream.config_file import ConfigError, load_config
+from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.routing import build_router
 from echo_stream.settings import Settings
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with conversation_store(app_state):
+            yield
         await app_state.router.aclose()
         if app_state.ads is not None:
             await app_state.ads.aclose()
@@ -89,7 +91,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health, ads):
+    for module in (chat, models, health, ads, echov2, conversations):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():

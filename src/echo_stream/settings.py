@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "echo:"
 
+    # Conversations (stored chat history, EchoV2's /chat API)
+    database_url: str | None = None
+    data_dir: str = "data"
+    db_migrate_on_start: bool = True
+    conversation_retention_days: float = Field(0.0, ge=0)
+    conversation_title_model: str | None = None
+    chat_default_model: str = "echo-mock"
+    chat_total_timeout: float = Field(60.0, gt=0)
+    chat_chunk_timeout: float = Field(10.0, gt=0)
+    chat_stream_fallback: bool = True
+    chat_max_prompt_chars: int = Field(32_000, ge=1)
+
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""
         return split_list(self.echo_api_keys.get_secret_value()) if self.echo_api_keys else ()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from echo_stream.api.edge import parse_chat_request, read_body, require_key
+from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
 from echo_stream.state import AppState
 from echo_stream.streaming.chunks import ChunkWriter, encode_chunks
@@ -25,15 +26,17 @@ async def chat_completions(request: Request) -> Response:
     client_key = require_key(request, state.client_keys)
     chat = parse_chat_request(await read_body(request, state.settings.max_request_bytes))
     run = run_chat(state, chat, client_key=client_key, base_url=str(request.base_url))
+    events, headers = await record_if_asked(state, request, chat, run, client_key)
     completion_id = "chatcmpl-" + secrets.token_urlsafe(18)
     created = int(time.time())
     if chat.stream:
         writer = ChunkWriter(completion_id, created, chat.model)
         return EventStreamResponse(
-            encode_chunks(run.events, writer, include_usage=chat.wants_usage())
+            encode_chunks(events, writer, include_usage=chat.wants_usage()), headers
         )
     return DeferredJSONResponse(
         lambda: collect_completion(
-            run.events, completion_id=completion_id, created=created, model=chat.model
-        )
+            events, completion_id=completion_id, created=created, model=chat.model
+        ),
+        headers,
     )

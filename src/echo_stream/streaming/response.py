@@ -46,6 +46,10 @@ async def send_error(send: Send, error: EchoError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -71,8 +75,11 @@ async def run_until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
 class EventStreamResponse(Response):
     """An SSE response whose status is chosen once the first chunk (or error) is known."""
 
-    def __init__(self, body: AsyncGenerator[bytes, None]) -> None:
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], headers: dict[str, str] | None = None
+    ) -> None:
         self._body = body
+        self._start_headers = SSE_HEADERS + _encode_headers(headers) if headers else SSE_HEADERS
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,7 +94,7 @@ class EventStreamResponse(Response):
             return
         except StopAsyncIteration:
             first = b""
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self._start_headers})
         # The chunk carrying [DONE] is the last: ending the body with it saves one write.
         done = first.endswith(DONE)
         await send({"type": "http.response.body", "body": first, "more_body": not done})
@@ -101,8 +108,13 @@ class EventStreamResponse(Response):
 class DeferredJSONResponse(Response):
     """A JSON response computed inside the ASGI call, so a disconnect cancels the work."""
 
-    def __init__(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self._compute = compute
+        self._start_headers = _encode_headers(headers) if headers else []
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,6 +126,6 @@ class DeferredJSONResponse(Response):
         except EchoError as error:
             await send_error(send, error)
             return
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", b"application/json"), *self._start_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(body)})

@@ -1,0 +1,1 @@
+"""Stored conversations: SQLAlchemy tables, the repository, migrations and the recording stage."""

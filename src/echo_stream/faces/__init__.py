@@ -1,0 +1,1 @@
+"""Faces: encoders from the internal events to each endpoint's wire protocol."""
