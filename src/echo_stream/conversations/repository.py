@@ -259,11 +259,13 @@ class ConversationRepository:
                 )).scalar_one()  # fmt: skip
             common = {"conversation_id": turn.conversation_id, "created_at": now,
                       "idempotency_key": turn.idempotency_key}  # fmt: skip
+            # Both rows name the same columns: a multi-row insert takes the first row's keys.
             await conn.execute(
                 insert(MESSAGES),
                 [
                     {**common, "id": turn.user_message_id, "parent_id": None, "seq": seq + 1,
-                     "role": "user", "content": turn.prompt, "status": "complete"},
+                     "role": "user", "content": turn.prompt, "status": "complete",
+                     "model": None, "provider": None},
                     {**common, "id": turn.message_id, "parent_id": turn.user_message_id,
                      "seq": seq + 2, "role": "assistant", "content": "", "status": "streaming",
                      "model": turn.model, "provider": turn.provider},

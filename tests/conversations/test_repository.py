@@ -1,0 +1,157 @@
+"""The repository on SQLite and PostgreSQL: turns, listing, ownership, retention."""
+
+from __future__ import annotations
+
+import pytest
+
+from echo_stream.conversations.repository import (
+    ConversationRepository,
+    Outcome,
+    TurnStart,
+    history_messages,
+    new_id,
+)
+from echo_stream.conversations.retention import DAY, purge_expired
+from echo_stream.errors import InvalidRequest, NotFound
+
+ALICE, BOB = "key:alice", "key:bob"
+
+
+async def _turn(
+    repo: ConversationRepository,
+    owner: str,
+    *,
+    conversation_id: str | None = None,
+    prompt: str = "hi",
+    now: float = 1000.0,
+    key: str | None = None,
+) -> TurnStart:
+    start = TurnStart(
+        owner=owner,
+        conversation_id=conversation_id or new_id("conv"),
+        create=conversation_id is None,
+        prompt=prompt,
+        title=prompt,
+        model="echo-mock",
+        provider="mock",
+        idempotency_key=key,
+    )
+    await repo.start_turn(start, now)
+    return start
+
+
+async def test_a_turn_is_a_user_message_and_a_streaming_answer(
+    repository: ConversationRepository,
+) -> None:
+    turn = await _turn(repository, ALICE, prompt="What is SSE?")
+    messages = await repository.messages(turn.conversation_id)
+    assert [(m.role, m.status, m.content) for m in messages] == [
+        ("user", "complete", "What is SSE?"),
+        ("assistant", "streaming", ""),
+    ]
+    assert messages[1].parent_id == messages[0].id
+
+    ad = {"ad_id": "a1", "advertiser": "X", "title": "t", "body": "b", "url": "u",
+          "position": 5, "text": "[ad]"}  # fmt: skip
+    outcome = Outcome("complete", "Hello world", "stop", 11, 2, None, 12.5, 40.0, ad)
+    await repository.finish(turn.conversation_id, turn.message_id, outcome, 1001.0)
+    answer = (await repository.messages(turn.conversation_id))[1]
+    assert (answer.status, answer.content, answer.finish_reason) == ("complete", "Hello world", "stop")
+    assert (answer.input_tokens, answer.output_tokens, answer.ttft_ms) == (11, 2, 12.5)
+    assert answer.ad == ad
+    conversation = await repository.get(ALICE, turn.conversation_id)
+    assert conversation is not None and conversation.updated_at == 1001.0
+
+
+async def test_continuing_appends_in_order(repository: ConversationRepository) -> None:
+    first = await _turn(repository, ALICE, prompt="one")
+    await _turn(repository, ALICE, conversation_id=first.conversation_id, prompt="two", now=1000.0)
+    messages = await repository.messages(first.conversation_id)
+    assert [m.content for m in messages if m.role == "user"] == ["one", "two"]
+    assert [m.seq for m in messages] == [1, 2, 3, 4]
+
+
+async def test_nobody_continues_another_owners_conversation(
+    repository: ConversationRepository,
+) -> None:
+    first = await _turn(repository, ALICE)
+    with pytest.raises(NotFound):
+        await _turn(repository, BOB, conversation_id=first.conversation_id)
+    assert len(await repository.messages(first.conversation_id)) == 2
+
+
+async def test_reads_renames_and_deletes_are_owner_scoped(
+    repository: ConversationRepository,
+) -> None:
+    turn = await _turn(repository, ALICE)
+    cid = turn.conversation_id
+    assert await repository.get(BOB, cid) is None
+    assert not await repository.rename(BOB, cid, "mine now", 2000.0)
+    assert not await repository.delete(BOB, cid)
+    assert await repository.rename(ALICE, cid, "Renamed", 2000.0)
+    conversation = await repository.get(ALICE, cid)
+    assert conversation is not None and conversation.title == "Renamed"
+    assert await repository.delete(ALICE, cid)
+    assert await repository.get(ALICE, cid) is None
+    assert await repository.messages(cid) == []  # a hard delete takes the messages too
+
+
+async def test_listing_pages_newest_first_and_only_the_owners(
+    repository: ConversationRepository,
+) -> None:
+    ids = [(await _turn(repository, ALICE, now=1000.0 + i)).conversation_id for i in range(5)]
+    await _turn(repository, BOB, now=5000.0)
+    page, cursor = await repository.page(ALICE, 2)
+    assert [c.id for c in page] == ids[::-1][:2]
+    seen = [c.id for c in page]
+    while cursor:
+        page, cursor = await repository.page(ALICE, 2, cursor)
+        seen += [c.id for c in page]
+    assert seen == ids[::-1]
+
+
+async def test_listing_is_stable_when_timestamps_tie(repository: ConversationRepository) -> None:
+    ids = {(await _turn(repository, ALICE, now=1000.0)).conversation_id for _ in range(5)}
+    seen: list[str] = []
+    page, cursor = await repository.page(ALICE, 2)
+    seen += [c.id for c in page]
+    while cursor:
+        page, cursor = await repository.page(ALICE, 2, cursor)
+        seen += [c.id for c in page]
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+async def test_a_forged_cursor_is_a_400(repository: ConversationRepository) -> None:
+    with pytest.raises(InvalidRequest):
+        await repository.page(ALICE, 2, "not-a-cursor")
+
+
+async def test_idempotency_key_finds_the_owners_answer_only(
+    repository: ConversationRepository,
+) -> None:
+    turn = await _turn(repository, ALICE, key="retry-1")
+    found = await repository.by_idempotency_key(ALICE, "retry-1")
+    assert found is not None and found.id == turn.message_id
+    assert await repository.by_idempotency_key(BOB, "retry-1") is None
+
+
+async def test_retention_deletes_only_old_conversations(repository: ConversationRepository) -> None:
+    now = 100 * DAY
+    old = await _turn(repository, ALICE, now=now - 31 * DAY)
+    fresh = await _turn(repository, ALICE, now=now - 1 * DAY)
+    assert await purge_expired(repository, 30, now) == 1
+    assert await repository.get(ALICE, old.conversation_id) is None
+    assert await repository.messages(old.conversation_id) == []
+    assert await repository.get(ALICE, fresh.conversation_id) is not None
+
+
+async def test_history_skips_unfinished_answers(repository: ConversationRepository) -> None:
+    turn = await _turn(repository, ALICE, prompt="q1")
+    await repository.finish(turn.conversation_id, turn.message_id, Outcome("error", ""), 1.0)
+    second = await _turn(repository, ALICE, conversation_id=turn.conversation_id, prompt="q2")
+    await repository.finish(second.conversation_id, second.message_id, Outcome("complete", "a2"), 2.0)
+    assert history_messages(await repository.messages(turn.conversation_id)) == [
+        {"role": "user", "content": "q1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2"},
+    ]
