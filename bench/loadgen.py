@@ -33,6 +33,8 @@ class Target:
     api_key: str = "bench"
     strict_chunks: bool = True
     """False when the proxy may add chunks (the ad filter): then only lost text counts."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers (e.g. the conversation-storage opt-in)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ class _Run:
     def __init__(self, target: Target, load: Load) -> None:
         self.target = target
         self.load = load
-        self.request = build_request(target.fmt, target.port, target.model, target.api_key)
+        self.request = build_request(
+            target.fmt, target.port, target.model, target.api_key, target.headers
+        )
         self.sent = 0
         self.stop_at = 0.0
         self.result = LoadResult(expected_chunks_per_stream=len(target.expected))

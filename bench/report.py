@@ -95,6 +95,20 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
         _cpu,
         ["ad filter on: CPU per 1,000 chunks"],
     ),
+    (
+        "storage off -> on: TTFT 1 client p50/p99 ms",
+        "ttft1/openai",
+        "gateway-store",
+        _ttft,
+        ["storage on: TTFT p50, 1 client"],
+    ),
+    (
+        "storage off -> on: proxy CPU s / 1,000 chunks",
+        "throughput/openai",
+        "gateway-store",
+        _cpu,
+        ["storage on: CPU per 1,000 chunks"],
+    ),
     ("1 -> 2 workers: TTFT 10 clients p50/p99 ms", "ttft10/openai", "gateway-2w", _ttft, []),
     ("1 -> 2 workers: chunks/s", "throughput/openai", "gateway-2w", _rate, []),
     ("1 -> 2 workers: proxy CPU s / 1,000 chunks", "throughput/openai", "gateway-2w", _cpu, []),
@@ -146,12 +160,15 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_GATEWAY_VARIANTS = ("gateway-ads", "gateway-store", "gateway-2w")
+
+
 def _system_dirt(cases: dict[str, Case], system: str) -> str:
     mine = [
         c
         for key, c in cases.items()
         if key.split("/")[2] == system
-        or (system == "gateway" and key.split("/")[2] in ("gateway-ads", "gateway-2w"))
+        or (system == "gateway" and key.split("/")[2] in _GATEWAY_VARIANTS)
     ]
     if not mine:
         return "—"

@@ -11,11 +11,11 @@ from typing import Any
 
 from bench.workload import Route, StreamShape
 
-SYSTEMS = ("direct", "nginx", "gateway", "gateway-ads", "gateway-2w", "litellm")
+SYSTEMS = ("direct", "nginx", "gateway", "gateway-ads", "gateway-store", "gateway-2w", "litellm")
 """In run order: each system is started once, measured on all its cases, and stopped."""
 
-PROXIES = ("nginx", "gateway", "gateway-ads", "gateway-2w", "litellm")
-GATEWAYS = ("gateway", "gateway-ads", "gateway-2w")
+PROXIES = ("nginx", "gateway", "gateway-ads", "gateway-store", "gateway-2w", "litellm")
+GATEWAYS = ("gateway", "gateway-ads", "gateway-store", "gateway-2w")
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,12 @@ def build_scenarios(quick: bool) -> dict[str, Scenario]:
             + cases("throughput", openai, ("gateway", "gateway-ads")),
         ),
         Scenario(
+            "store",
+            "conversation storage off vs on (SQLite)",
+            cases("ttft1", openai, ("direct", "gateway", "gateway-store"))
+            + cases("throughput", openai, ("gateway", "gateway-store")),
+        ),
+        Scenario(
             "workers",
             "1 pinned worker vs 2 unpinned workers",
             cases("ttft10", openai, ("gateway", "gateway-2w"))
@@ -229,6 +235,7 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
             "limit: ad filter off + 10%",
         )
     )
+    checks.extend(_store_checks(get))
     checks.extend(_slow_checks(get, quick))
     dirty = [
         key
@@ -247,6 +254,30 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
         )
     )
     return checks
+
+
+def _store_checks(get: Any) -> list[Check]:
+    """Storage on (SQLite, `X-Conversation-Id: new`) against the same gateway with it off."""
+    ttft_off = get("ttft1/openai/gateway", "result", "ttft_ms", "p50")
+    ttft_on = get("ttft1/openai/gateway-store", "result", "ttft_ms", "p50")
+    cpu_off = get("throughput/openai/gateway", "proxy_cpu_per_1k_chunks_s")
+    cpu_on = get("throughput/openai/gateway-store", "proxy_cpu_per_1k_chunks_s")
+    return [
+        _at_most(
+            "storage on: TTFT p50, 1 client",
+            ttft_on,
+            None if ttft_off is None else ttft_off + 1.0,
+            "ms",
+            "limit: storage off + 1 ms",
+        ),
+        _at_most(
+            "storage on: CPU per 1,000 chunks",
+            cpu_on,
+            None if cpu_off is None else 1.1 * cpu_off,
+            "s",
+            "limit: storage off + 10%",
+        ),
+    ]
 
 
 def _slow_checks(get: Any, quick: bool) -> list[Check]:

@@ -88,9 +88,14 @@ def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[
     workers, ads, cores = {
         "gateway": (1, "0", PROXY_CORE),
         "gateway-ads": (1, "1", PROXY_CORE),
+        "gateway-store": (1, "0", PROXY_CORE),
         "gateway-2w": (2, "0", f"{PROXY_CORE},{DRIVER_CORE}"),
     }[name]
     return _start_gateway(name, upstream_port, log_dir, workers=workers, ad_rate=ads, cores=cores)
+
+
+STORE_HEADERS = (("X-Conversation-Id", "new"),)
+"""What the `gateway-store` system's clients send: every stream is stored (a new conversation)."""
 
 
 def _start_gateway(
@@ -98,6 +103,8 @@ def _start_gateway(
 ) -> System:
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
+    data_dir = log_dir / f"{name}-data"  # a fresh SQLite conversation store for each run
+    shutil.rmtree(data_dir, ignore_errors=True)
     env = child_env(
         {
             "HOST": "127.0.0.1",
@@ -111,6 +118,7 @@ def _start_gateway(
             "GOOGLE_BASE_URL": upstream,
             "AD_INJECTION_RATE": ad_rate,
             "LOG_LEVEL": "warning",
+            "DATA_DIR": str(data_dir),
         }
     )
     proc = spawn(
@@ -259,4 +267,5 @@ def target_for(system: System, route: Route, shape: StreamShape) -> Target:
         expected=tuple(expected_tokens(shape.chunks)),
         api_key=system.api_key,
         strict_chunks=system.name != "gateway-ads",  # the ad filter adds chunks of its own
+        headers=STORE_HEADERS if system.name == "gateway-store" else (),
     )

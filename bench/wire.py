@@ -20,7 +20,9 @@ from bench.workload import PROMPT
 Format = Literal["openai", "anthropic", "gemini"]
 
 
-def build_request(fmt: Format, port: int, model: str, api_key: str) -> bytes:
+def build_request(
+    fmt: Format, port: int, model: str, api_key: str, extra: tuple[tuple[str, str], ...] = ()
+) -> bytes:
     """The whole HTTP request (head and JSON body) a client sends for one stream."""
     messages = [{"role": "user", "content": PROMPT}]
     headers: dict[str, str]
@@ -50,7 +52,7 @@ def build_request(fmt: Format, port: int, model: str, api_key: str) -> bytes:
         "Content-Type: application/json",
         f"Content-Length: {len(payload)}",
     ]
-    head += [f"{name}: {value}" for name, value in headers.items()]
+    head += [f"{name}: {value}" for name, value in (*headers.items(), *extra)]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
 

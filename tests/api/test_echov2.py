@@ -260,3 +260,23 @@ def test_openapi_describes_the_chat_endpoints(server: Callable[..., str]) -> Non
     assert {"prompt", "model", "provider", "conversation_id", "stream"} <= set(body["properties"])
     messages = spec["paths"]["/chat/conversation"]["post"]["requestBody"]["content"]
     assert "messages" in messages["application/json"]["schema"]["properties"]
+
+
+def test_a_title_model_renames_a_new_conversation_after_its_first_answer(
+    server: Callable[..., str],
+) -> None:
+    upstream = SocketUpstream(text_reply(openai_stream, PIECES),
+                              text_reply(openai_stream, ['"Greeting the', ' café."']))  # fmt: skip
+    base = server(make_app(upstream, conversation_title_model="gpt-4o"))
+    response, _ = stream_chat(base, {"prompt": "Say hello to everyone in the café today please",
+                                          "model": "gpt-4o"})  # fmt: skip
+    cid = response.headers["x-conversation-id"]
+    deadline = time.monotonic() + 30
+    title = ""
+    while time.monotonic() < deadline:
+        title = stored(base, cid)["title"]
+        if title == "Greeting the café":
+            break
+        time.sleep(0.05)
+    assert title == "Greeting the café"
+    assert "Question: Say hello" in upstream.bodies[1]["messages"][1]["content"]

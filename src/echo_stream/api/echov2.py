@@ -20,6 +20,7 @@ from starlette.responses import Response
 from echo_stream.api.edge import read_body, require_key
 from echo_stream.api.record import IDEMPOTENCY_HEADER, conversation_id_param, require_store
 from echo_stream.api.run import run_chat
+from echo_stream.api.titles import title_after
 from echo_stream.conversations.owner import owner_of
 from echo_stream.conversations.recording import open_turn, record, replay
 from echo_stream.conversations.repository import history_messages
@@ -256,7 +257,8 @@ async def _answer(
             retry = lambda: run_chat(state, chat, client_key=client_key, base_url=base_url).events  # noqa: E731
             events = with_fallback(events, retry)
         events = within_budget(events, settings.chat_total_timeout, settings.chat_chunk_timeout)
-        events = record(repository, turn, events, provider=run.provider)
+        after = title_after(state, repository, turn, base_url)
+        events = record(repository, turn, events, provider=run.provider, after=after)
     fields = {"conversation_id": turn.conversation_id, "message_id": turn.message_id,
               "model": chat.model, "provider": run.provider}  # fmt: skip
     headers = {"X-Conversation-Id": turn.conversation_id}

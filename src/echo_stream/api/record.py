@@ -14,6 +14,7 @@ import re
 from fastapi import Request
 
 from echo_stream.api.run import ChatRun
+from echo_stream.api.titles import title_after
 from echo_stream.conversations.owner import owner_of
 from echo_stream.conversations.recording import open_turn, record, replay
 from echo_stream.conversations.repository import ConversationRepository
@@ -97,5 +98,6 @@ async def record_if_asked(
         await run.events.aclose()
         events = replay(repository, turn, wait=state.settings.chat_total_timeout)
     else:
-        events = record(repository, turn, run.events, provider=run.provider)
+        after = title_after(state, repository, turn, str(request.base_url))
+        events = record(repository, turn, run.events, provider=run.provider, after=after)
     return events, {"X-Conversation-Id": turn.conversation_id}

@@ -8,6 +8,7 @@ The interface a face uses (EchoV2's `/chat`, the OpenAI endpoint's opt-in, the w
     # idempotency key already started an answer (then don't call the provider: use `replay`).
     run = run_chat(state, chat, ...)
     events = record(repository, turn, run.events, provider=run.provider)
+    # (`after=` takes a callback run with the stored outcome, e.g. to write a model title.)
     # encode `events` as usual; `turn.conversation_id` and `turn.message_id` name what was stored.
 
 `record` passes every event through unchanged. It writes the user message and a `streaming`
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -108,9 +110,17 @@ async def open_turn(
 
 
 async def record(
-    repository: ConversationRepository, turn: Turn, events: EventStream, *, provider: str
+    repository: ConversationRepository,
+    turn: Turn,
+    events: EventStream,
+    *,
+    provider: str,
+    after: Callable[[Outcome], None] | None = None,
 ) -> EventStream:
-    """Pass `events` through, storing the turn (see the module docstring)."""
+    """Pass `events` through, storing the turn (see the module docstring).
+
+    `after`, if given, is called with the outcome once it is stored (e.g. to write a title).
+    """
     turn.start.provider = provider
     begun = time.monotonic()
     writing: asyncio.Future[None] | None = asyncio.ensure_future(
@@ -162,7 +172,7 @@ async def record(
         if usage is not None:
             outcome.input_tokens = usage.prompt_tokens
             outcome.output_tokens = usage.completion_tokens
-        await _finalise(repository, turn, writing, outcome)
+        await _finalise(repository, turn, writing, outcome, after)
 
 
 async def _written(writing: asyncio.Future[None]) -> None:
@@ -179,6 +189,7 @@ async def _finalise(
     turn: Turn,
     writing: asyncio.Future[None] | None,
     outcome: Outcome,
+    after: Callable[[Outcome], None] | None,
 ) -> None:
     """Write the outcome; shielded, so a cancelled request still leaves its final state."""
 
@@ -193,6 +204,9 @@ async def _finalise(
             await repository.finish(turn.conversation_id, turn.message_id, outcome, time.time())
         except Exception:
             log.exception("conversation %s: storing the answer failed", turn.conversation_id)
+            return
+        if after is not None:
+            after(outcome)
 
     task = asyncio.ensure_future(finish())
     repository.pending.add(task)
