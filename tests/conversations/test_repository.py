@@ -155,3 +155,40 @@ async def test_history_skips_unfinished_answers(repository: ConversationReposito
         {"role": "user", "content": "q2"},
         {"role": "assistant", "content": "a2"},
     ]
+
+
+async def test_concurrent_writes_share_batches_and_keep_their_order(
+    repository: ConversationRepository,
+) -> None:
+    import asyncio
+
+    first = await _turn(repository, ALICE, prompt="start")
+    cid = first.conversation_id
+    # Many turns at once, several in the same conversation: one batch, distinct positions.
+    await asyncio.gather(
+        *(_turn(repository, ALICE, conversation_id=cid, prompt=f"same {n}") for n in range(4)),
+        *(_turn(repository, BOB, prompt=f"other {n}") for n in range(8)),
+    )
+    messages = await repository.messages(cid)
+    assert len(messages) == 10
+    assert sorted(m.seq for m in messages) == list(range(1, 11))
+    for user, answer in zip(messages[::2], messages[1::2], strict=True):
+        assert (user.role, answer.role, answer.parent_id) == ("user", "assistant", user.id)
+    bob, _ = await repository.page(BOB, 100)
+    assert len(bob) == 8
+
+
+async def test_a_bad_write_fails_alone_not_its_batch(repository: ConversationRepository) -> None:
+    import asyncio
+
+    gone = await _turn(repository, ALICE)
+    assert await repository.delete(ALICE, gone.conversation_id)
+    results = await asyncio.gather(
+        _turn(repository, ALICE, conversation_id=gone.conversation_id),
+        *(_turn(repository, ALICE, prompt=f"fine {n}") for n in range(3)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], NotFound)
+    assert all(isinstance(r, TurnStart) for r in results[1:])
+    page, _ = await repository.page(ALICE, 100)
+    assert len(page) == 3

@@ -19,6 +19,7 @@ from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from echo_stream.conversations.models import ConversationRow, MessageRow
+from echo_stream.conversations.writer import TurnWriter, Write
 from echo_stream.errors import InvalidRequest, NotFound
 
 CONVERSATIONS = cast(Table, ConversationRow.__table__)
@@ -128,11 +129,13 @@ class ConversationRepository:
         self.engine = engine
         self.pending: set[asyncio.Future[None]] = set()
         """Outcome writes still running (finished by `aclose`)."""
+        self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone)
 
     async def aclose(self) -> None:
         """Finish pending writes, then close the engine's pooled connections."""
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)
+        await self.writer.aclose()
         await self.engine.dispose()
 
     async def get(self, owner: str, conversation_id: str) -> Conversation | None:
@@ -234,7 +237,27 @@ class ConversationRepository:
         return _message(row) if row else None
 
     async def start_turn(self, turn: TurnStart, now: float) -> None:
-        """Write the user message and a `streaming` assistant message (and a new conversation)."""
+        """Write the user message and a `streaming` assistant message (and a new conversation).
+
+        Queued with concurrent requests' writes and committed together (see `writer`).
+        """
+        await self.writer.submit(turn, None, now)
+
+    async def finish(
+        self, conversation_id: str, message_id: str, outcome: Outcome, now: float
+    ) -> None:
+        """Write how the assistant message ended, and touch its conversation (batched too)."""
+        await self.writer.submit(None, (message_id, conversation_id, outcome), now)
+
+    async def _write_alone(self, write: Write) -> None:
+        """One write in its own transaction: a failed batch's writes, retried one by one."""
+        if write.start is not None:
+            await self._start_turn_alone(write.start, write.now)
+        elif write.outcome is not None:
+            message_id, conversation_id, outcome = write.outcome
+            await self._finish_alone(conversation_id, message_id, outcome, write.now)
+
+    async def _start_turn_alone(self, turn: TurnStart, now: float) -> None:
         async with self.engine.begin() as conn:
             if turn.create:
                 await conn.execute(
@@ -272,10 +295,9 @@ class ConversationRepository:
                 ],
             )  # fmt: skip
 
-    async def finish(
+    async def _finish_alone(
         self, conversation_id: str, message_id: str, outcome: Outcome, now: float
     ) -> None:
-        """Write how the assistant message ended, and touch its conversation."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(MESSAGES).where(MESSAGES.c.id == message_id).values(
