@@ -16,7 +16,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -98,6 +99,16 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.run_sync(_upgrade)
 
 
+def thread_engine(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file: a synchronous (pysqlite) engine on it for the batch writer's thread."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    sync = create_sync_engine(engine.url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
+
+
 async def open_repository(settings: Settings) -> ConversationRepository:
     """The conversation store for `settings`, migrated when `DB_MIGRATE_ON_START` is on."""
     engine = create_engine(database_url(settings))
@@ -107,4 +118,4 @@ async def open_repository(settings: Settings) -> ConversationRepository:
     except BaseException:
         await engine.dispose()
         raise
-    return ConversationRepository(engine)
+    return ConversationRepository(engine, thread_engine(engine))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from echo_stream.conversations.models import ConversationRow, MessageRow
@@ -125,11 +125,12 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class ConversationRepository:
     """The conversation store on one engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, thread_engine: Engine | None = None) -> None:
+        """`thread_engine`: a synchronous engine on the same SQLite file, for the batch writer."""
         self.engine = engine
         self.pending: set[asyncio.Future[None]] = set()
         """Outcome writes still running (finished by `aclose`)."""
-        self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone)
+        self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone, thread_engine)
 
     async def aclose(self) -> None:
         """Finish pending writes, then close the engine's pooled connections."""

@@ -4,9 +4,13 @@ Every answer writes twice (its rows before the first token, its outcome at the e
 transaction each costs far more than the statements in it (pool checkout, BEGIN, COMMIT and, on
 SQLite, a thread hop per driver call), so concurrent requests queue their writes here and one
 task writes whatever has queued as a single transaction of multi-row statements. A request
-waits only for its own batch; with one client a batch is one write, as before. If a batch fails,
-each of its writes is retried alone, so one bad write (a conversation deleted meanwhile) fails
-only its own request.
+waits only for its own batch; with one client a batch is one write. If a batch fails, each of
+its writes is retried alone, so one bad write (a conversation deleted meanwhile) fails only its
+own request.
+
+The batch is written by plain synchronous SQLAlchemy code: on PostgreSQL inside the async
+connection (`run_sync`), on SQLite in one dedicated thread with its own pysqlite connection, so
+a whole batch costs one thread hop instead of one per driver call (aiosqlite's way).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Table, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import JSON, Connection, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from echo_stream.conversations.repository import Outcome, TurnStart
@@ -45,8 +50,11 @@ class TurnWriter:
         conversations: Table,
         messages: Table,
         alone: Callable[[Write], Awaitable[None]],
+        thread_engine: Engine | None = None,
     ) -> None:
         self.engine = engine
+        self._thread_engine = thread_engine
+        self._thread = ThreadPoolExecutor(1, "echo-db-writer") if thread_engine else None
         self._c = conversations
         self._m = messages
         self._alone = alone
@@ -64,16 +72,24 @@ class TurnWriter:
         await asyncio.shield(done)
 
     async def aclose(self) -> None:
-        """Wait for queued writes."""
+        """Wait for queued writes; release the writer thread."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._thread_engine is not None:
+            self._thread_engine.dispose()
 
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                async with self.engine.begin() as conn:
-                    await self._write(conn, batch)
+                if self._thread is not None:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._thread, self._write_in_thread, batch)
+                else:
+                    async with self.engine.begin() as conn:
+                        await conn.run_sync(self._write, batch)
             except Exception:
                 if len(batch) > 1:
                     log.warning("a batch of %d writes failed; writing each alone", len(batch))
@@ -95,28 +111,33 @@ class TurnWriter:
             if not write.done.done():
                 write.done.set_result(None)
 
-    async def _write(self, conn: AsyncConnection, batch: list[Write]) -> None:
+    def _write_in_thread(self, batch: list[Write]) -> None:
+        assert self._thread_engine is not None
+        with self._thread_engine.begin() as conn:
+            self._write(conn, batch)
+
+    def _write(self, conn: Connection, batch: list[Write]) -> None:
         starts = [w for w in batch if w.start is not None]
         outcomes = [w for w in batch if w.outcome is not None]
         if starts:
-            await self._starts(conn, starts)
+            self._starts(conn, starts)
         if outcomes:
-            await self._outcomes(conn, outcomes)
+            self._outcomes(conn, outcomes)
 
-    async def _starts(self, conn: AsyncConnection, writes: list[Write]) -> None:
+    def _starts(self, conn: Connection, writes: list[Write]) -> None:
         c, m = self._c.c, self._m.c
         starts = [(w.start, w.now) for w in writes if w.start is not None]
         new = [(t, now) for t, now in starts if t.create]
         old = [(t, now) for t, now in starts if not t.create]
         if new:
-            await conn.execute(insert(self._c), [
+            conn.execute(insert(self._c), [
                 {"id": t.conversation_id, "owner": t.owner, "title": t.title, "model": t.model,
                  "created_at": now, "updated_at": now, "metadata": t.metadata}
                 for t, now in new
             ])  # fmt: skip
         seqs: dict[str, int] = {}
         if old:
-            touched = await conn.execute(
+            touched = conn.execute(
                 update(self._c)
                 .where(c.id == bindparam("b_id"), c.owner == bindparam("b_owner"))
                 .values(updated_at=bindparam("b_now"), model=bindparam("b_model")),
@@ -125,7 +146,7 @@ class TurnWriter:
             )  # fmt: skip
             if touched.rowcount not in (-1, len(old)):
                 raise LookupError("a conversation of this batch is gone or not the caller's")
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(m.conversation_id, func.max(m.seq))
                 .where(m.conversation_id.in_({t.conversation_id for t, _ in old}))
                 .group_by(m.conversation_id)
@@ -145,9 +166,9 @@ class TurnWriter:
                              "seq": seq + 2, "role": "assistant", "content": "",
                              "status": "streaming", "model": t.model,
                              "provider": t.provider})  # fmt: skip
-        await conn.execute(insert(self._m), messages)
+        conn.execute(insert(self._m), messages)
 
-    async def _outcomes(self, conn: AsyncConnection, writes: list[Write]) -> None:
+    def _outcomes(self, conn: Connection, writes: list[Write]) -> None:
         c, m = self._c.c, self._m.c
         fields = ("status", "content", "finish_reason", "input_tokens", "output_tokens", "error",
                   "ttft_ms", "duration_ms")  # fmt: skip
@@ -159,8 +180,8 @@ class TurnWriter:
             message_id, _, outcome = w.outcome
             row = {f"b_{name}": getattr(outcome, name) for name in fields}
             rows.append({**row, "b_ad": outcome.ad, "b_id": message_id})
-        await conn.execute(update(self._m).where(m.id == bindparam("b_id")).values(**values), rows)
-        await conn.execute(
+        conn.execute(update(self._m).where(m.id == bindparam("b_id")).values(**values), rows)
+        conn.execute(
             update(self._c).where(c.id == bindparam("b_id")).values(updated_at=bindparam("b_now")),
             [{"b_id": w.outcome[1], "b_now": w.now} for w in writes if w.outcome is not None],
         )
