@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,15 @@ def database_url(settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: Any, record: ConnectionPoolEntry, busy_ms: int = 5000
+) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
         "foreign_keys=ON",
-        "busy_timeout=5000",
+        f"busy_timeout={busy_ms}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -99,14 +102,23 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.run_sync(_upgrade)
 
 
-def thread_engine(engine: AsyncEngine) -> Engine | None:
-    """For a SQLite file: a synchronous (pysqlite) engine on it for the batch writer's thread."""
+def sqlite_engines(engine: AsyncEngine) -> tuple[Engine, Engine] | None:
+    """For a SQLite file: synchronous (pysqlite) engines on it for the batch writer, one that
+    fails at once on a lock (used on the event loop) and one that waits (used in a thread)."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    sync = create_sync_engine(engine.url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
-    event.listen(sync, "connect", _sqlite_pragmas)
-    return sync
+    engines = []
+    for busy_ms in (0, 5000):
+        sync = create_sync_engine(
+            engine.url.set(drivername="sqlite"),
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
+        )
+        event.listen(sync, "connect", partial(_sqlite_pragmas, busy_ms=busy_ms))
+        engines.append(sync)
+    return engines[0], engines[1]
 
 
 async def open_repository(settings: Settings) -> ConversationRepository:
@@ -118,4 +130,4 @@ async def open_repository(settings: Settings) -> ConversationRepository:
     except BaseException:
         await engine.dispose()
         raise
-    return ConversationRepository(engine, thread_engine(engine))
+    return ConversationRepository(engine, sqlite_engines(engine))

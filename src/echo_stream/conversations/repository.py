@@ -125,12 +125,15 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class ConversationRepository:
     """The conversation store on one engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine, thread_engine: Engine | None = None) -> None:
-        """`thread_engine`: a synchronous engine on the same SQLite file, for the batch writer."""
+    def __init__(
+        self, engine: AsyncEngine, sqlite_engines: tuple[Engine, Engine] | None = None
+    ) -> None:
+        """`sqlite_engines`: synchronous engines on the same SQLite file for the batch writer
+        (one that never waits for a lock, one that does), see `writer`."""
         self.engine = engine
         self.pending: set[asyncio.Future[None]] = set()
         """Outcome writes still running (finished by `aclose`)."""
-        self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone, thread_engine)
+        self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone, sqlite_engines)
 
     async def aclose(self) -> None:
         """Finish pending writes, then close the engine's pooled connections."""
