@@ -192,3 +192,22 @@ async def test_a_bad_write_fails_alone_not_its_batch(repository: ConversationRep
     assert all(isinstance(r, TurnStart) for r in results[1:])
     page, _ = await repository.page(ALICE, 100)
     assert len(page) == 3
+
+
+async def test_sqlite_writes_wait_in_the_thread_when_another_process_holds_the_lock(
+    repository: ConversationRepository,
+) -> None:
+    import asyncio
+    import sqlite3
+
+    if repository.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's file lock")
+    other = sqlite3.connect(str(repository.engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: the file's write lock is taken
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, other.execute, "COMMIT")
+    try:
+        turn = await _turn(repository, ALICE, prompt="waited")
+    finally:
+        other.close()
+    assert [m.content for m in await repository.messages(turn.conversation_id)] == ["waited", ""]

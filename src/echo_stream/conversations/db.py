@@ -51,6 +51,9 @@ def _sqlite_pragmas(
         "synchronous=NORMAL",
         "foreign_keys=ON",
         f"busy_timeout={busy_ms}",
+        # The connection that writes on the event loop never checkpoints (a checkpoint syncs
+        # the file); the writer's thread does that for it (see `writer`).
+        *(["wal_autocheckpoint=0"] if busy_ms == 0 else []),
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

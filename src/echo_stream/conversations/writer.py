@@ -14,8 +14,9 @@ connection that never waits for a lock: a local write of a few rows in WAL mode 
 takes a fraction of a millisecond, while every hand-off to a thread (aiosqlite makes one per
 driver call) costs a scheduler wake-up and GIL hand-overs on a busy machine, which measured as
 milliseconds added to time to first token. When another process holds SQLite's write lock the
-batch goes to a dedicated thread that waits for it instead, so the loop is never blocked on a
-lock.
+batch goes to a dedicated thread that waits for it instead, so the loop never waits on a lock;
+that thread also checkpoints the write-ahead log every `CHECKPOINT_EVERY` batches (a checkpoint
+syncs the file, which the loop must not wait for either).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_EVERY = 200
+"""Inline SQLite batches between two checkpoints of the write-ahead log (run in the thread)."""
+
 
 @dataclass(slots=True)
 class Write:
@@ -78,6 +82,8 @@ class TurnWriter:
         self._alone = alone
         self._queue: list[Write] = []
         self._task: asyncio.Task[None] | None = None
+        self._inline_batches = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     async def submit(
         self, start: TurnStart | None, outcome: tuple[str, str, Outcome] | None, now: float
@@ -93,6 +99,8 @@ class TurnWriter:
         """Wait for queued writes; release the writer thread."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
         if self._thread is not None:
             self._thread.shutdown(wait=True)
         for sync in (self._inline_engine, self._thread_engine):
@@ -134,12 +142,27 @@ class TurnWriter:
         try:
             with self._inline_engine.begin() as conn:
                 self._write(conn, batch)
+            self._inline_batches += 1
+            if self._inline_batches % CHECKPOINT_EVERY == 0 and not self._checkpointing():
+                loop = asyncio.get_running_loop()
+                self._checkpoint = loop.run_in_executor(self._thread, self._checkpoint_wal)
             return
         except OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._write_with, self._thread_engine, batch)
+
+    def _checkpointing(self) -> bool:
+        return self._checkpoint is not None and not self._checkpoint.done()
+
+    def _checkpoint_wal(self) -> None:
+        assert self._thread_engine is not None
+        try:
+            with self._thread_engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.warning("checkpointing the SQLite write-ahead log failed", exc_info=True)
 
     def _write_with(self, engine: Engine, batch: list[Write]) -> None:
         with engine.begin() as conn:
