@@ -39,7 +39,15 @@ from echo_stream.conversations.repository import (
     new_id,
 )
 from echo_stream.errors import EchoError, NotFound, UpstreamTimeout, UpstreamUnavailable
-from echo_stream.events import AdBlock, EventStream, Finish, FinishReason, TextDelta, Usage
+from echo_stream.events import (
+    FLUSH,
+    AdBlock,
+    EventStream,
+    Finish,
+    FinishReason,
+    TextDelta,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +131,10 @@ async def record(
     """
     turn.start.provider = provider
     begun = time.monotonic()
-    writing: asyncio.Future[None] | None = asyncio.ensure_future(
-        repository.start_turn(turn.start, time.time())
-    )
+    # Queued now, written by the batch writer while the upstream is asked (see `writer`).
+    writing: asyncio.Future[None] | None = repository.writer.enqueue(turn.start, None, time.time())
     parts: list[str] = []
+    append = parts.append
     ad: dict[str, Any] | None = None
     finish: FinishReason | None = None
     usage: Usage | None = None
@@ -138,14 +146,15 @@ async def record(
                 if writing is not None:
                     await _written(writing)
                     writing = None
-                if isinstance(event, TextDelta):
+                    ttft = time.monotonic() - begun
+                if event is FLUSH:
+                    pass
+                elif isinstance(event, TextDelta):
                     if event.choice == 0:
-                        if ttft is None:
-                            ttft = time.monotonic() - begun
                         if isinstance(event, AdBlock):
                             ad = ad or _ad_fields(event, len("".join(parts)))
                         else:
-                            parts.append(event.text)
+                            append(event.text)
                 elif isinstance(event, Finish):
                     if event.choice == 0:
                         finish = finish or event.reason
@@ -177,7 +186,8 @@ async def record(
 
 async def _written(writing: asyncio.Future[None]) -> None:
     try:
-        await writing
+        # Shielded: a cancelled request must not cancel the write `_finalise` waits for.
+        await asyncio.shield(writing)
     except EchoError:
         raise
     except Exception as exc:
@@ -192,6 +202,18 @@ async def _finalise(
     after: Callable[[Outcome], None] | None,
 ) -> None:
     """Write the outcome; shielded, so a cancelled request still leaves its final state."""
+    if writing is None or (writing.done() and not writing.cancelled() and not writing.exception()):
+        # The usual case: the rows exist; queue the outcome (a write is never withdrawn).
+        row = (turn.message_id, turn.conversation_id, outcome)
+        stored = repository.writer.enqueue(None, row, time.time())
+        try:
+            await asyncio.shield(stored)
+        except Exception:
+            log.exception("conversation %s: storing the answer failed", turn.conversation_id)
+            return
+        if after is not None:
+            after(outcome)
+        return
 
     async def finish() -> None:
         if writing is not None:

@@ -245,13 +245,13 @@ class ConversationRepository:
 
         Queued with concurrent requests' writes and committed together (see `writer`).
         """
-        await self.writer.submit(turn, None, now)
+        await asyncio.shield(self.writer.enqueue(turn, None, now))
 
     async def finish(
         self, conversation_id: str, message_id: str, outcome: Outcome, now: float
     ) -> None:
         """Write how the assistant message ended, and touch its conversation (batched too)."""
-        await self.writer.submit(None, (message_id, conversation_id, outcome), now)
+        await asyncio.shield(self.writer.enqueue(None, (message_id, conversation_id, outcome), now))
 
     async def _write_alone(self, write: Write) -> None:
         """One write in its own transaction: a failed batch's writes, retried one by one."""

@@ -85,15 +85,18 @@ class TurnWriter:
         self._inline_batches = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
-    async def submit(
+    def enqueue(
         self, start: TurnStart | None, outcome: tuple[str, str, Outcome] | None, now: float
-    ) -> None:
-        """Queue one write and wait until its batch is committed (or its own error)."""
+    ) -> asyncio.Future[None]:
+        """Queue one write; the future resolves when its batch is committed (or fails).
+
+        Cancelling the future does not withdraw the write.
+        """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(Write(start, outcome, now, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
-        await asyncio.shield(done)
+        return done
 
     async def aclose(self) -> None:
         """Wait for queued writes; release the writer thread."""
@@ -235,10 +238,12 @@ class _SqliteDb:
         self.raw, self.sql = raw, sql
 
     def run(self, key: str, rows: list[dict[str, Any]]) -> int:
-        encoded = [{k: _json(v) for k, v in row.items()} for row in rows]
+        if key in _JSON_KEYS:
+            name = _JSON_KEYS[key]
+            rows = [{**row, name: _json(row[name])} for row in rows]
         cursor = self.raw.cursor()
         try:
-            cursor.executemany(self.sql.sqlite[key], encoded)
+            cursor.executemany(self.sql.sqlite[key], rows)
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -257,8 +262,12 @@ class _SqliteDb:
             cursor.close()
 
 
+_JSON_KEYS = {"new_conversations": "metadata", "outcomes": "b_ad"}
+"""The JSON column each statement writes; SQLAlchemy encodes it on PostgreSQL."""
+
+
 def _json(value: Any) -> Any:
-    return orjson.dumps(value).decode() if isinstance(value, dict | list) else value
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _write_starts(db: _Db, starts: list[tuple[TurnStart, float]]) -> None:
