@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         served = CORSMiddleware(
             served,
             allow_origins=list(origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
+            expose_headers=["X-Conversation-Id"],
         )
     return served

@@ -127,3 +127,14 @@ def test_openapi_describes_the_conversations_api(server: Callable[..., str]) -> 
     assert {"ConversationList", "ConversationWithMessages", "MessageOut", "Ad"} <= set(schemas)
     patch = paths["/v1/conversations/{conversation_id}"]["patch"]
     assert "title" in patch["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_cross_origin_front_ends_may_rename_delete_and_read_the_id(server: Callable[..., str]) -> None:
+    base = server(make_app(allowed_origins="https://chat.example"))
+    origin = {"Origin": "https://chat.example"}
+    preflight = httpx.options(base + "/v1/conversations/conv_x", timeout=30, headers={
+        **origin, "Access-Control-Request-Method": "DELETE"})  # fmt: skip
+    assert preflight.status_code == 200
+    assert "DELETE" in preflight.headers["access-control-allow-methods"]
+    answer = httpx.post(base + "/chat", json={"prompt": "hi", "stream": False}, headers=origin, timeout=30)
+    assert "x-conversation-id" in answer.headers["access-control-expose-headers"].lower()
