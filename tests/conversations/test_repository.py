@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from echo_stream.conversations.db import open_repository
 from echo_stream.conversations.repository import (
     ConversationRepository,
     Outcome,
@@ -13,6 +16,7 @@ from echo_stream.conversations.repository import (
 )
 from echo_stream.conversations.retention import DAY, purge_expired
 from echo_stream.errors import InvalidRequest, NotFound
+from tests.conftest import make_settings
 
 ALICE, BOB = "key:alice", "key:bob"
 
@@ -195,19 +199,20 @@ async def test_a_bad_write_fails_alone_not_its_batch(repository: ConversationRep
 
 
 async def test_sqlite_writes_wait_in_the_thread_when_another_process_holds_the_lock(
-    repository: ConversationRepository,
+    tmp_path: Path,
 ) -> None:
     import asyncio
     import sqlite3
 
-    if repository.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's file lock")
-    other = sqlite3.connect(str(repository.engine.url.database), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process writing: the file's write lock is taken
-    loop = asyncio.get_running_loop()
-    loop.call_later(0.3, other.execute, "COMMIT")
+    path = tmp_path / "locked.db"
+    repository = await open_repository(make_settings(database_url=f"sqlite:///{path}"))
+    other = sqlite3.connect(str(path), isolation_level=None)
     try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing: the file's write lock is taken
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
         turn = await _turn(repository, ALICE, prompt="waited")
+        messages = await repository.messages(turn.conversation_id)
+        assert [m.content for m in messages] == ["waited", ""]
     finally:
         other.close()
-    assert [m.content for m in await repository.messages(turn.conversation_id)] == ["waited", ""]
+        await repository.aclose()
