@@ -1,10 +1,11 @@
 """Fallback: a stream that fails before its first event is asked once more, collected whole.
 
 EchoV2's front end falls back to a non-streamed request when streaming fails; the gateway does
-it for the client. Only failures a fresh, buffered call can avoid qualify (a timeout, a broken
-or refused stream, a proxy that cut the connection); a rejected request, a missing model or a
+it for the client. Only failures a fresh call whose answer is collected whole can avoid qualify
+(a first-token timeout, a broken or cut stream, a 5xx); a rejected request, a missing model or a
 rate limit would fail again, so they pass through. After the first event nothing is retried:
-the client has already seen part of an answer.
+the client has already seen part of an answer. The providers have one (streaming) transport, so
+the retry still streams from the upstream; it is the client that gets it in one piece.
 """
 
 from __future__ import annotations
@@ -13,20 +14,15 @@ import logging
 from collections.abc import Callable
 from contextlib import aclosing
 
-from echo_stream.errors import EchoError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from echo_stream.errors import EchoError, UpstreamTimeout, UpstreamUnavailable
 from echo_stream.events import EventStream
 
 log = logging.getLogger(__name__)
 
 
 def avoidable(error: EchoError) -> bool:
-    """True for failures that a second, non-streamed attempt may not meet."""
-    if isinstance(error, UpstreamTimeout | UpstreamUnavailable):
-        return True
-    # e.g. OpenAI's "organization must be verified to stream this model" (param: stream).
-    return isinstance(error, UpstreamRejected) and (
-        error.param == "stream" or "stream" in error.message.lower()
-    )
+    """True for failures that a second attempt, collected whole, may not meet."""
+    return isinstance(error, UpstreamTimeout | UpstreamUnavailable)
 
 
 async def with_fallback(events: EventStream, retry: Callable[[], EventStream]) -> EventStream:
