@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from echo_stream.ads.engine import AdEngine
 from echo_stream.routing import Router
 from echo_stream.settings import Settings
+from echo_stream.speech.registry import Speech
 
 
 @dataclass(slots=True)
@@ -17,3 +18,5 @@ class AppState:
     client_keys: tuple[str, ...] = ()
     """`ECHO_API_KEYS`, split once here rather than on every request."""
     admin_keys: tuple[str, ...] = ()
+    speech: Speech | None = None
+    """TTS providers for the voice stream (`POST /api/stream`)."""
