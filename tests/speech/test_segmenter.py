@@ -37,16 +37,21 @@ def test_the_first_segment_is_shorter() -> None:
     out = segments([text], target=100, first_target=15)
     assert out[0] == "Hello there, friend."
     assert all(len(s) >= 100 for s in out[1:-1])
+    # The first segment may end at a clause end too; later ones wait for a sentence end.
+    text = "Well, here is a first clause, and then more words. " * 4
+    out = segments([text], target=60, first_target=20)
+    assert out[0] == "Well, here is a first clause,"
+    assert out[1] == "and then more words. Well, here is a first clause, and then more words."
 
 
 def test_no_cut_after_abbreviations_decimals_initials_or_in_urls() -> None:
     text = (
-        "Some units, e.g. metres and feet, are used here. Pi is about 3.14 and J. Smith knows it. "
+        "Some units (e.g. metres and feet) are used here. Pi is about 3.14 and J. Smith knows it. "
         "Read https://example.com/a.b?q=1. It helps. The end."
     )
     out = segments([text], target=30, first_target=30)
     assert out == [
-        "Some units, e.g. metres and feet, are used here.",
+        "Some units (e.g. metres and feet) are used here.",
         "Pi is about 3.14 and J. Smith knows it.",
         "Read example.com. It helps. The end.",
     ]

@@ -15,8 +15,9 @@ can no longer change (complete words, complete links and code spans):
 `Segmenter` cuts that text: at the first sentence end once a segment holds `target` characters
 (about 100, as in the original), then, when it has grown past `max_chars` without one, at the
 last clause end (, ; : or a dash), then between words. The first segment has its own, smaller
-target so the first audio comes sooner. Sentence ends are judged by the project's one rule
-(`echo_stream.sentences.ends_sentence`: no cut after "e.g.", inside "3.14", after an initial).
+target and may also end at a clause end, so the first audio comes sooner. Sentence ends are
+judged by the project's one rule (`echo_stream.sentences.ends_sentence`: no cut after "e.g.",
+inside "3.14", after an initial).
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ class SpokenText:
     def _partial_line(self, final: bool) -> str:
         """Release the settled part of an unfinished line; keep the rest pending."""
         text = self._pending
-        cut = len(text) if final else max(text.rfind(" "), text.rfind("\t"))
+        # Up to and with the last blank: the word before it is complete, so it may end a segment.
+        cut = len(text) if final else max(text.rfind(" "), text.rfind("\t")) + 1
         if cut <= 0:
             return ""
         held = _unclosed_from(text[:cut])
@@ -256,14 +258,16 @@ class Segmenter:
         target = self._first_target if self._count == 0 else self._target
         limit = self._max if self._count else min(self._max, self._first_target * 5 // 2)
         clause = word = None
+        first = self._count == 0
         for match in _WORD.finditer(buffer):
-            end = match.end()
+            end, text = match.end(), match.group()
             if end > limit:
                 break
-            if end >= target and ends_sentence(match.group()):
+            # The first segment may also end at a clause end, so the first audio comes sooner.
+            if end >= target and (ends_sentence(text) or (first and text.endswith(_CLAUSE_END))):
                 return skipped + end
             word = end
-            if end >= target // 2 and match.group().endswith(_CLAUSE_END):
+            if end >= target // 2 and text.endswith(_CLAUSE_END):
                 clause = end
         if final:
             return len(self._buffer)
