@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     voice_segment_chars: int = Field(100, ge=10)
     voice_first_segment_chars: int = Field(40, ge=1)
     voice_segment_max_chars: int = Field(250, ge=20)
-    voice_default_llm_provider: str = "openai"
+    voice_default_llm_provider: str = ""
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

@@ -146,6 +146,20 @@ async def test_an_unconfigured_llm_provider_is_a_404() -> None:
     assert response.status_code == 404 and "GOOGLE_API_KEY" in response.json()["error"]
 
 
+async def test_default_llm_provider_is_openai_when_configured_else_the_mock() -> None:
+    upstream = FakeUpstream(text_reply(openai_stream, ["From OpenAI."]))
+    events = events_of(
+        (await post(make_app(upstream), {"prompt": "hi", "enableTTS": False})).content
+    )
+    assert events[-1]["fullText"] == "From OpenAI." and upstream.requests
+    keyless = make_app(openai_api_key=None)
+    events = events_of((await post(keyless, {"prompt": "hi", "enableTTS": False})).content)
+    assert events[-1]["fullText"].startswith("Thanks for asking")
+    chosen = make_app(upstream, voice_default_llm_provider="mock")
+    events = events_of((await post(chosen, {"prompt": "hi", "enableTTS": False})).content)
+    assert events[-1]["fullText"].startswith("Thanks for asking")
+
+
 async def test_unknown_llm_provider_names_the_known_ones() -> None:
     response = await post(make_app(), {"prompt": "hi", "llmProvider": "x"})
     assert all(name in response.json()["error"] for name in ("openai", "gemini", "claude", "mock"))

@@ -111,6 +111,18 @@ def model_name(router: Router, provider: str, model: str | None) -> str:
     raise VoiceError.wrap(failure or ModelNotFound(f"The model '{model}' is not a {kind} model"))
 
 
+def default_llm_provider(state: AppState) -> str:
+    """`VOICE_DEFAULT_LLM_PROVIDER`, else OpenAI when it is configured, else the mock (so a
+    machine without keys still answers, and speaks)."""
+    if state.settings.voice_default_llm_provider:
+        return state.settings.voice_default_llm_provider
+    try:
+        state.router.resolve(DEFAULT_MODELS["openai"])
+    except ModelNotFound:
+        return "mock"
+    return "openai"
+
+
 def chat_request(request: VoiceRequest, model: str) -> ChatCompletionRequest:
     """The pipeline's request: earlier turns, then the prompt as the user's message."""
     messages = [*request.messages, ChatMessage(role="user", content=request.prompt)]
@@ -166,7 +178,7 @@ async def voice_stream(request: Request) -> Response:
     speech = state.speech
     if speech is None:
         raise VoiceError("The voice stream is not enabled", status=404)
-    provider = body.llmProvider or state.settings.voice_default_llm_provider
+    provider = body.llmProvider or default_llm_provider(state)
     model = model_name(state.router, provider, body.llmModel)
     options = voice_options(speech, body, state, started)
     run = run_chat(
