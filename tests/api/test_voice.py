@@ -292,7 +292,7 @@ async def test_inworld_voice_chosen_by_the_request(fake_tts: tuple[FakeTTS, str]
 
 async def test_concurrency_is_bounded_per_request(fake_tts: tuple[FakeTTS, str]) -> None:
     tts, url = fake_tts
-    tts.gap = 0.2
+    tts.hold = 0.3
     app = make_app(elevenlabs_api_key=KEY, elevenlabs_base_url=url, tts_concurrency=3)
     events = events_of((await post(app, {"prompt": "x", "llmProvider": "mock"})).content)
     assert check_order(events) >= 5
@@ -301,7 +301,7 @@ async def test_concurrency_is_bounded_per_request(fake_tts: tuple[FakeTTS, str])
 
 async def test_concurrency_is_bounded_across_the_process(fake_tts: tuple[FakeTTS, str]) -> None:
     tts, url = fake_tts
-    tts.gap = 0.2
+    tts.hold = 0.3
     app = make_app(
         elevenlabs_api_key=KEY,
         elevenlabs_base_url=url,

@@ -37,6 +37,7 @@ class FakeTTS:
         self.mode = "ok"
         self.delay = 5.0
         self.gap = 0.0  # seconds between streamed pieces
+        self.hold = 0.0  # seconds every answer waits before its first piece
         self.requests: list[dict[str, Any]] = []
         self.active = 0
         self.max_active = 0
@@ -86,6 +87,7 @@ class FakeTTS:
         try:
             if self.mode == "slow":
                 await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.hold)
             for index, piece in enumerate(pieces):
                 if self.mode == "cutoff" and index == len(pieces) // 2:
                     raise RuntimeError("the fake drops the connection half-way")
