@@ -14,7 +14,9 @@ ELEVENLABS_KEY = os.environ.get("ELEVENLABS_API_KEY")
 INWORLD_KEY = os.environ.get("INWORLD_API_KEY")
 
 
-@pytest.mark.skipif(not ELEVENLABS_KEY, reason="ELEVENLABS_API_KEY is not set: real service skipped")
+@pytest.mark.skipif(
+    not ELEVENLABS_KEY, reason="ELEVENLABS_API_KEY is not set: real service skipped"
+)
 async def test_real_elevenlabs() -> None:
     tts = ElevenLabsTTS(ELEVENLABS_KEY, make_http_client(RemoteOptions()))
     audio = await tts.synthesize("Hello from Echo Stream.", tts.default_voice)

@@ -109,3 +109,21 @@ def test_the_mock_answer_is_said_in_order_without_code() -> None:
     assert CODE_PLACEHOLDER in " ".join(out)
     assert "print(" not in " ".join(out) and "http" not in " ".join(out)
     assert out[-1].endswith("handy for demos and tests.")
+
+
+RICH = (
+    "# Title\n\nSee [the guide](https://docs.example.org/guide) and https://www.python.org/x. "
+    "Use `run_chat` **now**, _really_. Some units (e.g. metres) measure 3.14 things.\n\n"
+    "- first item\n- second item\n\n> a quote\n\n---\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+    "```js\nlet x = 1;\n```\n<b>bold</b> ![a cat](cat.png) and `x = some_function(arg, other)`. "
+    'A <a href="https://x.org">real link</a> ends it.'
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(RICH) - 1), max_size=60))
+def test_markdown_handling_does_not_depend_on_chunking(offsets: list[int]) -> None:
+    cuts = sorted(set(offsets))
+    pieces = [RICH[i:j] for i, j in zip([0, *cuts], [*cuts, len(RICH)], strict=True)]
+    options = {"target": 30, "first_target": 20, "max_chars": 80}
+    assert segments(pieces, **options) == segments([RICH], **options)

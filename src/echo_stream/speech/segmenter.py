@@ -83,13 +83,18 @@ def clean_inline(text: str) -> str:
 
 
 def _unclosed_from(text: str) -> int:
-    """Where an inline construct that may still close begins (a link, a code span), or -1."""
+    """Where the first inline construct that may still close begins (a code span, a link or
+    image, an HTML tag), or -1."""
+    starts = []
     if text.count("`") % 2:
-        return text.rfind("`")
+        starts.append(text.rfind("`"))
     bracket = text.rfind("[")
     if bracket >= 0 and not re.match(r"\[[^\]\n]*\]\([^)\n]*\)", text[bracket:]):
-        return bracket
-    return -1
+        starts.append(bracket - 1 if text[bracket - 1 : bracket] == "!" else bracket)
+    tag = text.rfind("<")
+    if tag >= 0 and ">" not in text[tag:] and re.match(r"</?[A-Za-z]", text[tag:]):
+        starts.append(tag)
+    return min(starts, default=-1)
 
 
 class SpokenText:
