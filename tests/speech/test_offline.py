@@ -39,8 +39,9 @@ async def test_other_voices_and_an_unknown_voice() -> None:
     assert {"en-us", "de"} <= voices and tts.default_voice in voices
     german = await tts.synthesize("Guten Tag, wie geht es Ihnen?", "de")
     assert decode(german.data)[1] > 0.5
-    with pytest.raises(TTSRejected):
-        await tts.synthesize("Hello.", "no-such-voice")
+    for bad in ("no-such-voice", "../../../etc/passwd", "en us", "x" * 100):
+        with pytest.raises(TTSRejected):
+            await tts.synthesize("Hello.", bad)
 
 
 async def test_concurrent_requests_take_turns_safely() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import io
+import re
 import threading
 import wave
 from collections.abc import AsyncIterator
@@ -27,6 +28,8 @@ VOICES = (
     Voice("de", "German"), Voice("fr", "French"), Voice("es", "Spanish"), Voice("it", "Italian"),
 )
 # fmt: on
+# eSpeak looks voice names up as file paths: only plain names (and "+variant") are passed on.
+_VOICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}(?:\+[A-Za-z0-9_-]{1,20})?")
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000  # report errors instead of exiting the process
 _CHARS_UTF8 = 1
@@ -132,9 +135,12 @@ class OfflineTTS:
 
     async def synthesize(self, text: str, voice: str, *, previous_text: str = "") -> Audio:
         """The segment as one WAV file (`previous_text` is not used by eSpeak)."""
+        voice = voice or self.default_voice
+        if not _VOICE_NAME.fullmatch(voice):
+            raise TTSRejected(f"Unknown offline voice '{voice[:40]}'", status=400)
         cancel = threading.Event()
         try:
-            pcm = await asyncio.to_thread(self._speak, text, voice or self.default_voice, cancel)
+            pcm = await asyncio.to_thread(self._speak, text, voice, cancel)
         except asyncio.CancelledError:
             cancel.set()  # the thread stops at its next audio buffer
             raise
