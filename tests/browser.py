@@ -40,9 +40,13 @@ def _unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A launched headless Chromium `Browser` (sync Playwright API); use it from sync tests."""
+    """A launched headless Chromium `Browser` (sync Playwright API); use it from sync tests.
+
+    Module-scoped: while sync Playwright runs, its event loop is the thread's running loop, so
+    async tests collected after a browser test would fail if the browser outlived its module.
+    """
     reason = _unavailable()
     if reason is not None:
         if os.environ.get("CI"):

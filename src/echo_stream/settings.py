@@ -84,6 +84,31 @@ class Settings(BaseSettings):
     chat_chunk_timeout: float = Field(10.0, gt=0)
     chat_stream_fallback: bool = True
     chat_max_prompt_chars: int = Field(32_000, ge=1)
+    # Voice stream (POST /api/stream): text to speech, segments, concurrency
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model_id: str = "eleven_flash_v2_5"
+    elevenlabs_voice_id: str = "JBFqnCBsd6RMkjVDRZzb"
+    elevenlabs_output_format: str = "mp3_44100_128"
+    elevenlabs_voice_settings: dict[str, float | bool] = Field(
+        default_factory=lambda: {"stability": 0.5, "similarity_boost": 0.75}
+    )
+    inworld_api_key: SecretStr | None = None
+    inworld_base_url: str = "https://api.inworld.ai"
+    inworld_model_id: str = "inworld-tts-1.5-mini"
+    inworld_voice_id: str = "Ashley"
+    inworld_audio_encoding: Literal["MP3", "LINEAR16", "OGG_OPUS"] = "MP3"
+    offline_voice: str = "en-us"
+    offline_voice_rate: int = Field(175, ge=80, le=450)
+    tts_default_provider: Literal["", "elevenlabs", "inworld", "offline"] = ""
+    tts_connect_timeout: float = Field(10.0, gt=0)
+    tts_read_timeout: float = Field(30.0, gt=0)
+    tts_concurrency: int = Field(3, ge=1, le=16)
+    tts_process_concurrency: int = Field(32, ge=1)
+    voice_segment_chars: int = Field(100, ge=10)
+    voice_first_segment_chars: int = Field(40, ge=1)
+    voice_segment_max_chars: int = Field(250, ge=20)
+    voice_default_llm_provider: str = ""
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

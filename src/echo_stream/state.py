@@ -8,6 +8,7 @@ from echo_stream.ads.engine import AdEngine
 from echo_stream.conversations.repository import ConversationRepository
 from echo_stream.routing import Router
 from echo_stream.settings import Settings
+from echo_stream.speech.registry import Speech
 
 
 @dataclass(slots=True)
@@ -20,3 +21,5 @@ class AppState:
     admin_keys: tuple[str, ...] = ()
     conversations: ConversationRepository | None = None
     """The conversation store; opened (and migrated) by the app's lifespan."""
+    speech: Speech | None = None
+    """TTS providers for the voice stream (`POST /api/stream`)."""

@@ -2,7 +2,8 @@
 
 `InlineScanner` follows one paragraph a character at a time (`step`), or a run of plain words
 and spaces a word at a time (`take_plain`): most streamed pieces are such runs. A sentence end
-is judged word by word (`ends_sentence`), with abbreviations, initials, decimals, URLs,
+is judged word by word (`ends_sentence`, shared with the voice segmenter: module
+`echo_stream.sentences`), with abbreviations, initials, decimals, URLs,
 e-mail addresses and ellipses ruled out.
 """
 
@@ -10,27 +11,17 @@ from __future__ import annotations
 
 import re
 
+from echo_stream.sentences import CLOSERS as _CLOSERS
+from echo_stream.sentences import OPENERS as _OPENERS
+from echo_stream.sentences import ends_sentence
+
 __all__ = ["PLAIN_RUN", "InlineScanner", "ends_sentence"]
 
 _SPACE = " \t\r\n"
 # A sentence may start with one of these as well as with an uppercase letter.
 _SENTENCE_OPENERS = '"\u201c'
-# Stripped from a word before checking its sentence-ending punctuation.
-_CLOSERS = ")]\"'\u201d\u2019*_"
-_OPENERS = "([\"'\u201c\u2018*_<"
 # A word can only end a sentence if its last character is one of these.
 _MAY_END = ".!?" + _CLOSERS
-# fmt: off
-_ABBREVIATIONS = frozenset({
-    "e.g", "i.e", "etc", "vs", "cf", "al", "approx", "dr", "mr", "mrs", "ms", "prof", "st", "mt",
-    "jr", "sr", "u.s", "u.k", "a.m", "p.m", "no", "nos", "fig", "figs", "inc", "ltd", "co", "corp",
-    "dept", "est", "vol", "ch", "sec", "eq", "ref", "gen", "gov", "sen", "rep", "rev", "capt",
-    "lt", "col", "sgt", "hon", "ave", "rd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-    "sept", "oct", "nov", "dec",
-})
-# fmt: on
-# After a word of letters, "." ends no sentence in these cases: abbreviations, and "www." URLs.
-_NOT_AFTER_DOT = _ABBREVIATIONS | {"www"}
 # Plain words and the spaces between them: nothing that opens a span, and no "/" of a URL's
 # "://". `InlineScanner.take_plain` takes such a run in one go, a word at a time.
 _RUN_BREAKS = "\t\r\n/`$[<\\|"
@@ -40,31 +31,6 @@ _URL_REST = re.compile(r"[^ \t\r\n]+")
 _CODE_REST = re.compile(r"[^`\n]+")
 _SPAN = "\x00"  # stands in a word for a whole code span, link or formula
 _WORD_CAP = 48  # longer words are never abbreviations; keep only their tail
-
-
-def ends_sentence(word: str) -> bool:
-    """True if `word`, followed by whitespace, ends a sentence."""
-    core = word.rstrip(_CLOSERS)
-    if not core or core[-1] not in ".!?":
-        return False
-    mark, stem = core[-1], core[:-1].lstrip(_OPENERS)
-    if stem.isalpha() and len(stem) > 1:  # a plain word: of the rules below only two can apply
-        return mark != "." or stem.lower() not in _NOT_AFTER_DOT
-    if "://" in word or "@" in word or word.lower().lstrip(_OPENERS).startswith("www."):
-        return False  # URLs and e-mail addresses
-    if core.endswith("..") or core.rstrip(".!?").endswith("…"):
-        return False  # an ellipsis trails off rather than ends
-    if mark != ".":
-        return True
-    if not stem or stem.lower() in _ABBREVIATIONS:
-        return False
-    if len(stem) == 1 and stem.isalpha():
-        return False  # an initial, as in "J. Smith"
-    if stem.isdigit() and len(stem) <= 3:
-        return False  # a list marker such as "2."
-    parts = stem.split(".")
-    # Initialisms like "U.S." or "Ph.D." rather than a word at a sentence end.
-    return len(parts) == 1 or not all(p.isalpha() and len(p) <= 2 for p in parts)
 
 
 class InlineScanner:

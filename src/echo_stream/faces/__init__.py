@@ -1,1 +1,1 @@
-"""Faces: encoders from the internal events to each endpoint's wire protocol."""
+"""Faces: encoders from the pipeline's internal events to each endpoint's wire protocol."""

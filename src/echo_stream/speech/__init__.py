@@ -1,0 +1,1 @@
+"""Text to speech: the TTS interface, its providers, and cutting answers into segments."""
