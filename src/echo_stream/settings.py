@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "echo:"
 
+    # Web chat (the page at / and the ad dashboard at /admin)
+    web_chat: bool = True
+
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""
         return split_list(self.echo_api_keys.get_secret_value()) if self.echo_api_keys else ()
