@@ -49,7 +49,9 @@ def test_an_answer_streams_in_with_usage_and_speed_under_it(
     assert page.locator(".msg.user .bubble").inner_text() == "first line\nsecond line"
     assert "Thanks for asking about" in answer.locator(".answer").inner_text()
     stats = answer.locator(".stats").inner_text()
-    assert "tokens in" in stats and "out" in stats and "tokens/s" in stats and "first token" in stats
+    assert (
+        "tokens in" in stats and "out" in stats and "tokens/s" in stats and "first token" in stats
+    )
     assert answer.locator(".answer").get_attribute("aria-busy") == "false"
     assert answer.locator("pre code.hljs").count() == 1  # the mock's code block, highlighted
     assert answer.locator("pre .copy-code").count() == 1
@@ -211,9 +213,7 @@ def test_screenshots(
     chromium: Any, server: Callable[..., str], scheme: str, width: int, height: int, name: str
 ) -> None:
     base = server(make_app(ad_injection_rate=1.0, ad_track_clicks=True))
-    context = chromium.new_context(
-        color_scheme=scheme, viewport={"width": width, "height": height}
-    )
+    context = chromium.new_context(color_scheme=scheme, viewport={"width": width, "height": height})
     try:
         page = context.new_page()
         open_chat(page, base)
