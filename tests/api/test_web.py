@@ -33,9 +33,7 @@ def test_pages_and_files_carry_a_strict_csp(server: Callable[..., str], path: st
 def test_content_types(server: Callable[..., str]) -> None:
     base = server(make_app())
     assert httpx.get(base + "/").headers["content-type"].startswith("text/html")
-    assert httpx.get(base + "/static/chat.js").headers["content-type"].startswith(
-        "text/javascript"
-    )
+    assert httpx.get(base + "/static/chat.js").headers["content-type"].startswith("text/javascript")
     assert httpx.get(base + "/static/vendor/purify.min.js").status_code == 200
 
 

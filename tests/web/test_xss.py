@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import make_app
-from tests.upstreams import FakeUpstream, text_reply, openai_stream
+from tests.upstreams import FakeUpstream, openai_stream, text_reply
 from tests.web.helpers import open_chat, send, wait_answer
 
 HOSTILE = [
@@ -23,10 +23,10 @@ HOSTILE = [
     "<script>window.__pwned = 'script'</script>\n\n",
     '<img src="x" onerror="window.__pwned = \'img\'">\n\n',
     "[click me](javascript:window.__pwned='link')\n\n",
-    '<a href="javascript:window.__pwned=\'anchor\'">anchor</a>\n\n',
+    "<a href=\"javascript:window.__pwned='anchor'\">anchor</a>\n\n",
     "![tracking pixel](https://evil.example/pixel.png)\n\n",
     "![inline](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9ImFsZXJ0KDEpIj4=)\n\n",
-    '<svg onload="window.__pwned=\'svg\'"></svg>\n\n',
+    "<svg onload=\"window.__pwned='svg'\"></svg>\n\n",
     '<div class="ad-card" style="position:fixed">fake card</div>\n\n',
     "<iframe src=\"javascript:window.__pwned='iframe'\"></iframe>\n\n",
     "A [real link](https://example.com/ok) stays a link.",
@@ -102,7 +102,7 @@ def test_hostile_model_output_and_ad_text_render_inert(
     for link in answer.locator("a").all():
         link.hover()
     answer.get_by_text("click me").click()
-    assert "<a href=\"javascript:" in text  # raw HTML from a model is shown, not parsed
+    assert '<a href="javascript:' in text  # raw HTML from a model is shown, not parsed
     assert page.evaluate(INERT_CHECK) == []
     assert answer.get_by_role("link", name="real link").get_attribute("href") == (
         "https://example.com/ok"
