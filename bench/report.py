@@ -98,6 +98,15 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
     ("1 -> 2 workers: TTFT 10 clients p50/p99 ms", "ttft10/openai", "gateway-2w", _ttft, []),
     ("1 -> 2 workers: chunks/s", "throughput/openai", "gateway-2w", _rate, []),
     ("1 -> 2 workers: proxy CPU s / 1,000 chunks", "throughput/openai", "gateway-2w", _cpu, []),
+    ("OpenAI -> Lobe face: TTFT 1 client p50/p99 ms", "ttft1/openai", "gateway-lobe", _ttft, []),
+    ("OpenAI -> Lobe face: chunks/s", "throughput/openai", "gateway-lobe", _rate, []),
+    (
+        "OpenAI -> Lobe face: proxy CPU s / 1,000 chunks",
+        "throughput/openai",
+        "gateway-lobe",
+        _cpu,
+        [],
+    ),
 ]
 
 
@@ -151,7 +160,10 @@ def _system_dirt(cases: dict[str, Case], system: str) -> str:
         c
         for key, c in cases.items()
         if key.split("/")[2] == system
-        or (system == "gateway" and key.split("/")[2] in ("gateway-ads", "gateway-2w"))
+        or (
+            system == "gateway"
+            and key.split("/")[2] in ("gateway-ads", "gateway-2w", "gateway-lobe")
+        )
     ]
     if not mine:
         return "—"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import SCREENSHOTS
 from tests.conftest import make_app
 from tests.web.contract_fakes import ContractFakes
 from tests.web.helpers import TIMEOUT_MS, endpoint_missing, open_chat, send, wait_answer
@@ -138,3 +139,24 @@ def test_voice_reads_the_answer_and_schedules_segments_in_order(page: Any, voice
     assert scheduled == sorted(scheduled) and len(set(scheduled)) == len(scheduled)
     assert scheduled[0] in (0, 1)
     assert scheduled == list(range(scheduled[0], scheduled[0] + len(scheduled)))
+
+
+def test_history_screenshot(chromium: Any, server: Callable[..., str]) -> None:
+    base = server(ContractFakes(make_app(ad_injection_rate=1.0), voice=True))
+    context = chromium.new_context(color_scheme="light", viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        open_chat(page, base)
+        for prompt in ("Plan a weekend in Lisbon", "What are good pasta recipes for dinner?"):
+            page.click("#new-chat")
+            send(page, prompt)
+            wait_answer(page)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#conversations .conversation').length === 2",
+            timeout=TIMEOUT_MS,
+        )
+        assert page.locator("#voice").is_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "chat-history-desktop.png"))
+    finally:
+        context.close()
