@@ -262,7 +262,5 @@ def target_for(system: System, route: Route, shape: StreamShape) -> Target:
         model=model_name(route, shape),
         expected=tuple(expected_tokens(shape.chunks)),
         api_key=system.api_key,
-        # The ad filter adds chunks of its own; the Lobe face sends one text event per upstream
-        # read, so a read that carried several tokens is one event: only lost text counts there.
-        strict_chunks=system.name not in ("gateway-ads", "gateway-lobe"),
+        strict_chunks=system.name != "gateway-ads",  # the ad filter adds chunks of its own
     )

@@ -71,11 +71,11 @@ class StreamStats:
     """The format's end marker arrived: ``[DONE]``, ``message_stop``, or a finishReason."""
     error: str | None = None
 
-    def content(self, text: str) -> None:
-        """Count one content chunk."""
+    def content(self, text: str, chunks: int = 1) -> None:
+        """Count a content event carrying `chunks` of the upstream's chunks (usually one)."""
         if not self.chunks:
             self.first_content_at = time.perf_counter()
-        self.chunks += 1
+        self.chunks += chunks
         self.parts.append(text)
 
 
@@ -131,7 +131,11 @@ def _read_lobe(stats: StreamStats, event: bytes) -> None:
         elif line.startswith(b"data: "):
             data = line[6:]
     if kind == b"text":
-        stats.content(orjson.loads(data))
+        # The Lobe face sends one text event per upstream read, however many tokens it held;
+        # credit the upstream chunks it carries (each is " tok<n>") so that per-chunk figures
+        # compare with the OpenAI face's.
+        text = orjson.loads(data)
+        stats.content(text, chunks=max(1, text.count(" tok")))
     elif kind == b"stop":
         stats.finished = True
     elif kind == b"error":
