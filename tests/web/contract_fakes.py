@@ -99,9 +99,17 @@ class ContractFakes:
     async def _conversations(self, request: Request, rest: str) -> Response:
         if rest in ("", "/"):
             cards = sorted(self.conversations.values(), key=lambda c: -c["updated_at"])
-            data = [self._card(c) for c in cards]
+            limit = int(request.query_params.get("limit", "20"))
+            start = int(request.query_params.get("cursor") or 0)  # opaque to the page
+            data = [self._card(c) for c in cards[start : start + limit]]
+            more = start + limit < len(cards)
             return JSONResponse(
-                {"object": "list", "data": data, "has_more": False, "next_cursor": None}
+                {
+                    "object": "list",
+                    "data": data,
+                    "has_more": more,
+                    "next_cursor": str(start + limit) if more else None,
+                }
             )
         conversation = self.conversations.get(rest.strip("/"))
         if conversation is None:

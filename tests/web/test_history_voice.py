@@ -160,3 +160,28 @@ def test_history_screenshot(chromium: Any, server: Callable[..., str]) -> None:
         page.screenshot(path=str(SCREENSHOTS / "chat-history-desktop.png"))
     finally:
         context.close()
+
+
+def test_older_conversations_load_page_by_page(page: Any, server: Callable[..., str]) -> None:
+    fakes = ContractFakes(make_app(), voice=False)
+    for number in range(25):
+        fakes.conversations[f"c{number}"] = {
+            "id": f"c{number}",
+            "object": "conversation",
+            "title": f"Conversation {number}",
+            "model": "echo-mock",
+            "created_at": number,
+            "updated_at": number,
+            "metadata": {},
+            "messages": [],
+        }
+    base = server(fakes)
+    open_chat(page, base)
+    rows = page.locator("#conversations .conversation")
+    assert rows.count() == 20 and rows.first.inner_text().startswith("Conversation 24")
+    page.click("#history-more")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#conversations .conversation').length === 25",
+        timeout=TIMEOUT_MS,
+    )
+    assert page.locator("#history-more").is_hidden()

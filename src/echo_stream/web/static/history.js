@@ -13,6 +13,8 @@ export class History {
     this.list = document.getElementById("conversations");
     this.empty = document.getElementById("history-empty");
     this.toggle = document.getElementById("toggle-history");
+    this.more = document.getElementById("history-more");
+    this.cursor = null;
     this.current = null;
     this.enabled = false;
     document.getElementById("new-chat").addEventListener("click", () => {
@@ -20,6 +22,7 @@ export class History {
       this.onNew();
       this.collapseOnPhone();
     });
+    this.more.addEventListener("click", () => this.loadMore());
     this.toggle.addEventListener("click", () => {
       const open = this.aside.classList.toggle("collapsed") === false;
       this.toggle.setAttribute("aria-expanded", String(open));
@@ -66,6 +69,27 @@ export class History {
   render(page) {
     this.list.replaceChildren(...page.data.map((conversation) => this.item(conversation)));
     this.empty.hidden = page.data.length > 0;
+    this.paged(page);
+    this.select(this.current);
+  }
+
+  paged(page) {
+    this.cursor = page.has_more ? page.next_cursor : null;
+    this.more.hidden = !this.cursor;
+  }
+
+  /** The next page of older conversations, appended below. */
+  async loadMore() {
+    if (!this.cursor) return;
+    const response = await this.request(`/v1/conversations?limit=20&cursor=${encodeURIComponent(this.cursor)}`);
+    if (!response.ok) {
+      this.onError(await errorFrom(response));
+      return;
+    }
+    const page = await response.json();
+    const known = new Set([...this.list.children].map((item) => item.dataset.id));
+    this.list.append(...page.data.filter((c) => !known.has(c.id)).map((c) => this.item(c)));
+    this.paged(page);
     this.select(this.current);
   }
 
