@@ -207,3 +207,32 @@ def test_a_client_that_leaves_cancels_the_upstream() -> None:
         assert not upstream.closed.is_set()
         sock.close()
         assert upstream.closed.wait(5.0), "upstream request was not cancelled"
+
+
+def test_lobe_s_payload_fields_are_forwarded_and_its_own_are_not(
+    server: Callable[..., str],
+) -> None:
+    upstream = FakeUpstream(text_reply(openai_stream, PIECES))
+    base = server(make_app(upstream))
+    body = _body(
+        "gpt-4o",
+        stream=False,  # Lobe's server streams anyway
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=50,
+        provider="openai",
+        responseMode="stream",
+    )
+    response = httpx.post(base + "/api/chat", json=body, timeout=30)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert _text(_events(response.content)) == "Hello from the upstream."
+    sent = upstream.bodies[0]
+    assert (sent["temperature"], sent["top_p"], sent["stream"]) == (0.3, 0.9, True)
+    assert "provider" not in sent and "responseMode" not in sent
+
+
+def test_invalid_fields_are_named(server: Callable[..., str]) -> None:
+    base = server(make_app())
+    response = httpx.post(base + "/api/chat", json=_body("echo-mock", temperature=5), timeout=30)
+    assert response.status_code == 400
+    assert response.json()["body"]["param"] == "temperature"
