@@ -112,6 +112,15 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
     ("1 -> 2 workers: TTFT 10 clients p50/p99 ms", "ttft10/openai", "gateway-2w", _ttft, []),
     ("1 -> 2 workers: chunks/s", "throughput/openai", "gateway-2w", _rate, []),
     ("1 -> 2 workers: proxy CPU s / 1,000 chunks", "throughput/openai", "gateway-2w", _cpu, []),
+    ("OpenAI -> Lobe face: TTFT 1 client p50/p99 ms", "ttft1/openai", "gateway-lobe", _ttft, []),
+    ("OpenAI -> Lobe face: chunks/s", "throughput/openai", "gateway-lobe", _rate, []),
+    (
+        "OpenAI -> Lobe face: proxy CPU s / 1,000 chunks",
+        "throughput/openai",
+        "gateway-lobe",
+        _cpu,
+        [],
+    ),
 ]
 
 
@@ -160,7 +169,7 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_GATEWAY_VARIANTS = ("gateway-ads", "gateway-store", "gateway-2w")
+_GATEWAY_VARIANTS = ("gateway-ads", "gateway-store", "gateway-2w", "gateway-lobe")
 
 
 def _system_dirt(cases: dict[str, Case], system: str) -> str:

@@ -11,11 +11,20 @@ from typing import Any
 
 from bench.workload import Route, StreamShape
 
-SYSTEMS = ("direct", "nginx", "gateway", "gateway-ads", "gateway-store", "gateway-2w", "litellm")
+SYSTEMS = (
+    "direct",
+    "nginx",
+    "gateway",
+    "gateway-ads",
+    "gateway-store",
+    "gateway-2w",
+    "gateway-lobe",
+    "litellm",
+)
 """In run order: each system is started once, measured on all its cases, and stopped."""
 
-PROXIES = ("nginx", "gateway", "gateway-ads", "gateway-store", "gateway-2w", "litellm")
-GATEWAYS = ("gateway", "gateway-ads", "gateway-store", "gateway-2w")
+PROXIES = SYSTEMS[1:]
+GATEWAYS = ("gateway", "gateway-ads", "gateway-store", "gateway-2w", "gateway-lobe")
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,12 @@ def build_scenarios(quick: bool) -> dict[str, Scenario]:
             "1 pinned worker vs 2 unpinned workers",
             cases("ttft10", openai, ("gateway", "gateway-2w"))
             + cases("throughput", openai, ("direct", "gateway", "gateway-2w")),
+        ),
+        Scenario(
+            "lobe",
+            "OpenAI face vs Lobe face (POST /api/chat), same gateway and upstream",
+            cases("ttft1", openai, ("gateway", "gateway-lobe"))
+            + cases("throughput", openai, ("gateway", "gateway-lobe")),
         ),
     ]
     return {s.name: s for s in found}

@@ -29,6 +29,7 @@ from bench.procs import (
     wait_announced_port,
     wait_healthy,
 )
+from bench.wire import Format
 from bench.workload import Route, StreamShape, expected_tokens, model_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,7 @@ def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[
         "gateway-ads": (1, "1", PROXY_CORE),
         "gateway-store": (1, "0", PROXY_CORE),
         "gateway-2w": (2, "0", f"{PROXY_CORE},{DRIVER_CORE}"),
+        "gateway-lobe": (1, "0", PROXY_CORE),
     }[name]
     return _start_gateway(name, upstream_port, log_dir, workers=workers, ad_rate=ads, cores=cores)
 
@@ -253,8 +255,10 @@ def _start_litellm(upstream_port: int, log_dir: Path, models: Iterable[str]) -> 
     return System("litellm", port, proc, PROXY_CORE, False, notes=notes, api_key=master_key)
 
 
-def route_format(system: System, route: Route) -> Route:
+def route_format(system: System, route: Route) -> Format:
     """The format clients speak to ``system`` on ``route``."""
+    if system.name == "gateway-lobe":
+        return "lobe"  # the same gateway, asked through Lobe's face
     return route if system.speaks_native else "openai"
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from bench.workload import PROMPT
 
-Format = Literal["openai", "anthropic", "gemini"]
+Format = Literal["openai", "anthropic", "gemini", "lobe"]
 
 
 def build_request(
@@ -36,6 +36,10 @@ def build_request(
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+    elif fmt == "lobe":
+        path = "/api/chat"
+        headers = {"Authorization": f"Bearer {api_key}"}
+        body = {"model": model, "messages": messages, "stream": True}
     elif fmt == "anthropic":
         path = "/v1/messages"
         headers = {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
@@ -69,11 +73,11 @@ class StreamStats:
     """The format's end marker arrived: ``[DONE]``, ``message_stop``, or a finishReason."""
     error: str | None = None
 
-    def content(self, text: str) -> None:
-        """Count one content chunk."""
+    def content(self, text: str, chunks: int = 1) -> None:
+        """Count a content event carrying `chunks` of the upstream's chunks (usually one)."""
         if not self.chunks:
             self.first_content_at = time.perf_counter()
-        self.chunks += 1
+        self.chunks += chunks
         self.parts.append(text)
 
 
@@ -120,12 +124,40 @@ def _read_gemini(stats: StreamStats, data: bytes) -> None:
             stats.finished = True
 
 
+def _read_lobe(stats: StreamStats, event: bytes) -> None:
+    """A whole Lobe event (`id:`, `event:`, `data:`): its type is in the `event:` line."""
+    kind, data = b"", b""
+    for line in event.split(b"\n"):
+        if line.startswith(b"event: "):
+            kind = line[7:]
+        elif line.startswith(b"data: "):
+            data = line[6:]
+    if kind == b"text":
+        # The Lobe face sends one text event per upstream read, however many tokens it held;
+        # credit the upstream chunks it carries (each is " tok<n>") so that per-chunk figures
+        # compare with the OpenAI face's.
+        text = orjson.loads(data)
+        stats.content(text, chunks=max(1, text.count(" tok")))
+    elif kind == b"stop":
+        stats.finished = True
+    elif kind == b"error":
+        stats.error = f"error event: {data.decode(errors='replace')}"
+
+
 READERS: dict[Format, EventReader] = {
     "openai": _read_openai,
     "anthropic": _read_anthropic,
     "gemini": _read_gemini,
+    "lobe": _read_lobe,
 }
-_END_MARKER = {"openai": "data: [DONE]", "anthropic": "message_stop", "gemini": "finishReason"}
+_WHOLE_EVENT: set[Format] = {"lobe"}
+"""Formats whose reader gets the whole event, not just its `data:` lines."""
+_END_MARKER = {
+    "openai": "data: [DONE]",
+    "anthropic": "message_stop",
+    "gemini": "finishReason",
+    "lobe": "event: stop",
+}
 
 _HEAD, _SIZE, _DATA, _DATA_END, _TRAILER, _LENGTH, _TO_EOF, _DONE = range(8)
 
@@ -255,6 +287,9 @@ class Exchange:
 
     def _event(self, event: bytes) -> None:
         if self.stats.error is not None:
+            return
+        if self.fmt in _WHOLE_EVENT:
+            self.reader(self.stats, event)
             return
         for line in event.split(b"\n"):
             if line.startswith(b"data:"):

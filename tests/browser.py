@@ -27,7 +27,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Tests write their screenshots here (ignored by git), so a test run never dirties the tree;
+# `docs/screenshots/` holds the copies the README shows, refreshed by copying from here.
+SCREENSHOTS = Path(
+    os.environ.get("SCREENSHOT_DIR")
+    or Path(__file__).resolve().parent.parent / "build" / "screenshots"
+)
 
 
 def _unavailable() -> str | None:

@@ -172,6 +172,8 @@ def test_quick_bench_direct_cases_are_clean(quick_run: dict[str, Any]) -> None:
 def test_quick_bench_gateway_cases_are_clean(quick_run: dict[str, Any]) -> None:
     if "gateway" in quick_run["skipped"]:
         pytest.skip(f"echo_stream could not start: {quick_run['skipped']['gateway']}")
-    _assert_clean(quick_run, _cases_of(quick_run, ("gateway", "gateway-ads", "gateway-2w")))
+    _assert_clean(
+        quick_run, _cases_of(quick_run, ("gateway", "gateway-ads", "gateway-2w", "gateway-lobe"))
+    )
     no_loss = next(c for c in quick_run["checks"] if c["name"].startswith("no error"))
     assert no_loss["verdict"] == "PASS"

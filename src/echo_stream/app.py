@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
-from echo_stream.api import ads, chat, conversations, echov2, health, models, voice
+from echo_stream.api import ads, chat, conversations, echov2, health, lobe, models, voice, web
 from echo_stream.api.fastpath import ChatFastPath
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.conversations.lifecycle import conversation_store
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health, ads, echov2, conversations, voice):
+    for module in (chat, models, health, ads, echov2, conversations, voice, lobe, web):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():

@@ -11,6 +11,7 @@
         ├── RateLimited       429, keeps the provider's Retry-After
         ├── UpstreamTimeout   504 connect, first-token or between-chunk timeout
         └── UpstreamUnavailable 502 connection failure, 5xx, broken or truncated stream
+            └── BrokenStream    the stream ended early or sent an event that does not parse
 
 Before the first byte of a response an error becomes an HTTP error response; after it, one
 `data: {"error": ...}` SSE event that ends the stream.
@@ -112,3 +113,11 @@ class UpstreamUnavailable(UpstreamError):
     status = 502
     type = "upstream_error"
     code = "upstream_unavailable"
+
+
+class BrokenStream(UpstreamUnavailable):
+    """The provider's stream ended before it finished, or sent an event that does not parse.
+
+    Same status and code as its parent for OpenAI clients; faces with a word for it (Lobe's
+    `StreamChunkError`) tell it apart.
+    """

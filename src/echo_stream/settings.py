@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     voice_first_segment_chars: int = Field(40, ge=1)
     voice_segment_max_chars: int = Field(250, ge=20)
     voice_default_llm_provider: str = ""
+    # Web chat (the page at / and the ad dashboard at /admin)
+    web_chat: bool = True
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from uuid import uuid4
@@ -28,6 +29,7 @@ from echo_stream.ads.store import (
     MemoryAdStore,
     make_ad_store,
 )
+from echo_stream.ads.timeline import TimelinePoint, bucket_of
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_UNREACHABLE = "Redis not reachable at 127.0.0.1:6379 (start it: see README)"
@@ -54,6 +56,8 @@ class Backend:
 
     store: AdStore
     pass_time: Callable[[float], Awaitable[None]]
+    now: Callable[[], float] = time.time
+    """The store's own clock (it dates decisions and clicks)."""
 
 
 def impression(
@@ -115,7 +119,7 @@ async def redis_stores(
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         clock = FakeClock()
-        yield Backend(MemoryAdStore(clock=clock), clock.advance)
+        yield Backend(MemoryAdStore(clock=clock), clock.advance, clock)
     else:
         make: Callable[[], RedisAdStore] = request.getfixturevalue("redis_stores")
         yield Backend(make(), asyncio.sleep)
@@ -374,12 +378,52 @@ async def test_every_key_is_under_the_prefix_and_per_event_keys_expire(
 
     keys = {k async for k in redis_client.scan_iter(match=f"{redis_prefix}*")}
 
-    assert keys == {
+    minutes = {key for key in keys if key.startswith(f"{redis_prefix}minute:")}
+    assert keys - minutes == {
         f"{redis_prefix}{name}"
         for name in ["impressions", "clicks", "decisions", "recent:alice", f"imp:{imp.id}"]
     }
+    assert 1 <= len(minutes) <= 3  # delivery, click and decision minutes
+    for key in minutes:
+        assert 0 < await redis_client.pttl(key) <= (24 * 3600 + 60) * 1000
     assert 0 < await redis_client.pttl(f"{redis_prefix}imp:{imp.id}") <= 60_000
     assert 0 < await redis_client.pttl(f"{redis_prefix}recent:alice") <= 24 * 3_600_000
+
+
+# --- counters over time ------------------------------------------------------------------
+
+
+async def test_the_timeline_counts_each_minute_oldest_first(backend: Backend) -> None:
+    store = backend.store
+    if bucket_of(backend.now() + 5) != bucket_of(backend.now()):
+        await backend.pass_time(6)  # keep the whole test inside one minute of the store's clock
+    now = backend.now()
+    shown = impression("a", at=now)
+    await store.record_impression(shown, click_ttl_s=HOUR)
+    await store.record_impression(impression("b", at=now - 120), click_ttl_s=HOUR)
+    await store.record_click(shown.id)
+    await store.record_decision(PLACED)
+    await store.record_decision("rate")
+
+    points = await store.timeline(5, now)
+
+    assert [p.start for p in points] == [bucket_of(now) - 60 * back for back in (4, 3, 2, 1, 0)]
+    assert points[-1] == TimelinePoint(
+        bucket_of(now), responses=2, placed=1, impressions=1, clicks=1
+    )
+    assert points[2] == TimelinePoint(bucket_of(now) - 120, impressions=1)
+    assert points[0] == TimelinePoint(bucket_of(now) - 240)
+    assert points[-1].to_dict()["clicks"] == 1
+
+
+async def test_a_repeated_click_counts_once_in_the_timeline(backend: Backend) -> None:
+    store = backend.store
+    shown = impression("a", at=backend.now())
+    await store.record_impression(shown, click_ttl_s=HOUR)
+    await store.record_click(shown.id)
+    await store.record_click(shown.id)
+    points = await store.timeline(3, backend.now() + 60)
+    assert sum(p.clicks for p in points) == 1
 
 
 # --- the parts without a backend -----------------------------------------------------------

@@ -124,3 +124,30 @@ def test_two_workers_share_caps_and_counters_through_redis(
     assert _wait_for(lambda: _stats(second).json()["decisions"].get("frequency_cap") == 1)
     stats = _stats(second).json()
     assert sum(ad["impressions"] for ad in stats["ads"].values()) == 2
+
+
+def _timeline(base: str, query: str = "", key: str = "admin-key") -> httpx.Response:
+    return httpx.get(base + "/v1/ads/timeline" + query, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_the_timeline_reports_the_last_minutes_to_admins_only(server: Callable[..., str]) -> None:
+    base = server(
+        make_app(ad_injection_rate=1.0, ad_track_clicks=True, echo_admin_keys="admin-key")
+    )
+    link = CLICK.search(_ask(base))
+    assert link
+    assert _wait_for(lambda: _stats(base).json()["responses"] == 1)
+    httpx.get(link.group(1), follow_redirects=False)
+    body = _timeline(base, "?minutes=5").json()
+    assert body["bucket_seconds"] == 60 and len(body["points"]) == 5
+    starts = [point["start"] for point in body["points"]]
+    assert starts == sorted(starts) and starts[1] - starts[0] == 60
+    totals = {
+        name: sum(point[name] for point in body["points"])
+        for name in ("responses", "placed", "impressions", "clicks")
+    }
+    assert totals == {"responses": 1, "placed": 1, "impressions": 1, "clicks": 1}
+    assert len(_timeline(base).json()["points"]) == 60
+    assert _timeline(base, key="wrong").status_code == 401
+    assert _timeline(base, "?minutes=0").status_code == 400
+    assert _timeline(base, "?minutes=100000").status_code == 400

@@ -9,6 +9,8 @@ Key layout, all under the store's prefix (default "echo:ads:"):
                                        trimmed to max_window_s on every write, expires with it
     {prefix}imp:{impression}   hash    ad, url, clicked (set by the first click); expires after
                                        the click TTL
+    {prefix}minute:{start}     hash    responses, placed, impressions, clicks of the minute that
+                                       starts at unix time {start}; expires after a day
 
 Every method is a single round trip: several commands go in one pipeline, and a click (resolve,
 mark clicked, count) is one Lua script so that concurrent clicks on one impression count once.
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
-from echo_stream.ads.store import DEFAULT_MAX_WINDOW_S, AdCounters, AdStats, Impression
+from echo_stream.ads.store import DEFAULT_MAX_WINDOW_S, PLACED, AdCounters, AdStats, Impression
+from echo_stream.ads.timeline import RETENTION_S, TimelinePoint, bucket_of, buckets_until
 
-# KEYS[1] the impression hash, KEYS[2] the clicks hash. Returns the URL, or nil when unknown.
+# KEYS[1] the impression hash, KEYS[2] the clicks hash, KEYS[3] this minute's bucket;
+# ARGV[1] the bucket's TTL in ms. Returns the URL, or nil when unknown.
 _CLICK_SCRIPT = """
 local target = redis.call('HMGET', KEYS[1], 'ad', 'url')
 if not target[2] then
@@ -33,6 +38,8 @@ if not target[2] then
 end
 if redis.call('HSETNX', KEYS[1], 'clicked', '1') == 1 then
   redis.call('HINCRBY', KEYS[2], target[1], 1)
+  redis.call('HINCRBY', KEYS[3], 'clicks', 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[1])
 end
 return target[2]
 """
@@ -89,6 +96,9 @@ class RedisAdStore:
     def _impression_key(self, impression_id: str) -> str:
         return f"{self._prefix}imp:{impression_id}"
 
+    def _minute_key(self, at: float) -> str:
+        return f"{self._prefix}minute:{bucket_of(at)}"
+
     async def recent_ads(self, user_key: str, window_s: float, now: float) -> list[str]:
         members = await self._redis.zrangebyscore(
             self._recent_key(user_key), f"({now - window_s!r}", "+inf"
@@ -106,10 +116,14 @@ class RedisAdStore:
             pipe.pexpire(recent_key, _milliseconds(self._max_window_s))
             pipe.hset(impression_key, mapping={"ad": imp.ad_id, "url": imp.url})
             pipe.pexpire(impression_key, _milliseconds(click_ttl_s))
+            pipe.hincrby(self._minute_key(imp.at), "impressions", 1)
+            pipe.pexpire(self._minute_key(imp.at), _milliseconds(RETENTION_S))
             await pipe.execute()
 
     async def record_click(self, impression_id: str) -> str | None:
-        url = await self._click(keys=[self._impression_key(impression_id), self._clicks_key])
+        minute_key = self._minute_key(time.time())
+        keys = [self._impression_key(impression_id), self._clicks_key, minute_key]
+        url = await self._click(keys=keys, args=[_milliseconds(RETENTION_S)])
         return None if url is None else str(url)
 
     async def impressions(self, ad_id: str) -> int:
@@ -128,7 +142,14 @@ class RedisAdStore:
         }
 
     async def record_decision(self, outcome: str) -> None:
-        await self._redis.hincrby(self._decisions_key, outcome, 1)
+        minute_key = self._minute_key(time.time())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self._decisions_key, outcome, 1)
+            pipe.hincrby(minute_key, "responses", 1)
+            if outcome == PLACED:
+                pipe.hincrby(minute_key, "placed", 1)
+            pipe.pexpire(minute_key, _milliseconds(RETENTION_S))
+            await pipe.execute()
 
     async def stats(self) -> AdStats:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -141,6 +162,17 @@ class RedisAdStore:
             for ad_id in impressions.keys() | clicks.keys()
         }
         return AdStats(ads=ads, decisions={k: int(v) for k, v in decisions.items()})
+
+    async def timeline(self, minutes: int, now: float) -> list[TimelinePoint]:
+        starts = buckets_until(now, minutes)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in starts:
+                pipe.hgetall(f"{self._prefix}minute:{start}")
+            buckets = await pipe.execute()
+        return [
+            TimelinePoint.from_counts(start, counts)
+            for start, counts in zip(starts, buckets, strict=True)
+        ]
 
     async def reset(self) -> None:
         batch: list[str] = []

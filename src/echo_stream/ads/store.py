@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import Protocol
 
+from echo_stream.ads.timeline import RETENTION_S, TimelinePoint, bucket_of, buckets_until
+
 PLACED = "placed"
 """The decision outcome of a response that got an ad; every other outcome names why it did not."""
 
@@ -125,6 +127,14 @@ class AdStore(Protocol):
         """A snapshot of all counters."""
         ...
 
+    async def timeline(self, minutes: int, now: float) -> list[TimelinePoint]:
+        """The per-minute counters of the last `minutes` minutes up to `now`, oldest first.
+
+        Impressions count in the minute of their delivery (`Impression.at`); decisions and clicks
+        in the minute the store recorded them.
+        """
+        ...
+
     async def reset(self) -> None:
         """Forget everything this store holds (and nothing else sharing its backend)."""
         ...
@@ -173,6 +183,7 @@ class MemoryAdStore:
         self._logs: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
         self._click_targets: dict[str, _ClickTarget] = {}
         self._expiries: list[tuple[float, str]] = []  # a heap of (expires at, impression id)
+        self._series: dict[int, Counter[str]] = {}  # minute start -> counters of that minute
 
     async def recent_ads(self, user_key: str, window_s: float, now: float) -> list[str]:
         log = self._logs.get(user_key, [])
@@ -181,6 +192,7 @@ class MemoryAdStore:
 
     async def record_impression(self, imp: Impression, *, click_ttl_s: float) -> None:
         self._impressions[imp.ad_id] += 1
+        self._count_in_minute(imp.at, "impressions")
         self._log_delivery(imp.user_key, imp.at, imp.ad_id)
         expires_at = self._clock() + click_ttl_s
         self._click_targets[imp.id] = _ClickTarget(imp.ad_id, imp.url, expires_at)
@@ -195,6 +207,7 @@ class MemoryAdStore:
         if not target.clicked:
             target.clicked = True
             self._clicks[target.ad_id] += 1
+            self._count_in_minute(self._clock(), "clicks")
         return target.url
 
     async def impressions(self, ad_id: str) -> int:
@@ -205,6 +218,10 @@ class MemoryAdStore:
 
     async def record_decision(self, outcome: str) -> None:
         self._decisions[outcome] += 1
+        now = self._clock()
+        self._count_in_minute(now, "responses")
+        if outcome == PLACED:
+            self._count_in_minute(now, "placed")
 
     async def stats(self) -> AdStats:
         ads = {
@@ -212,6 +229,12 @@ class MemoryAdStore:
             for ad_id in self._impressions.keys() | self._clicks.keys()
         }
         return AdStats(ads=ads, decisions=dict(self._decisions))
+
+    async def timeline(self, minutes: int, now: float) -> list[TimelinePoint]:
+        return [
+            TimelinePoint.from_counts(start, self._series.get(start, {}))
+            for start in buckets_until(now, minutes)
+        ]
 
     async def reset(self) -> None:
         self._clear()
@@ -230,6 +253,14 @@ class MemoryAdStore:
             if oldest_log and oldest_log[-1][0] > horizon:
                 break
             del self._logs[oldest_user]
+
+    def _count_in_minute(self, at: float, name: str) -> None:
+        start = bucket_of(at)
+        self._series.setdefault(start, Counter())[name] += 1
+        if len(self._series) > RETENTION_S // 60 + 1:
+            horizon = bucket_of(self._clock() - RETENTION_S)
+            for old in [minute for minute in self._series if minute < horizon]:
+                del self._series[old]
 
     def _drop_expired_click_targets(self) -> None:
         now = self._clock()

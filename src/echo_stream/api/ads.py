@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from echo_stream.ads.engine import AdEngine
+from echo_stream.ads.timeline import BUCKET_S, MAX_MINUTES
 from echo_stream.api.edge import bearer_token, key_matches
 from echo_stream.errors import NotFound, Unauthorized
 from echo_stream.state import AppState
@@ -26,9 +29,8 @@ async def click(impression_id: str, request: Request) -> Response:
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/v1/ads/stats")
-async def stats(request: Request) -> dict[str, Any]:
-    """Impressions, clicks and CTR per ad, fill rate and no-ad reasons (admin key required)."""
+def _admin_ads(request: Request) -> AdEngine:
+    """The ad engine, once the request has shown an admin key."""
     state: AppState = request.app.state.echo
     admin_keys = state.admin_keys
     if not admin_keys:
@@ -37,4 +39,19 @@ async def stats(request: Request) -> dict[str, Any]:
         raise Unauthorized("An admin key is required for ad statistics")
     if state.ads is None:
         raise NotFound("Ads are off (AD_INJECTION_RATE=0)", code="ads_disabled")
-    return (await state.ads.store.stats()).to_dict()
+    return state.ads
+
+
+@router.get("/v1/ads/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """Impressions, clicks and CTR per ad, fill rate and no-ad reasons (admin key required)."""
+    return (await _admin_ads(request).store.stats()).to_dict()
+
+
+@router.get("/v1/ads/timeline")
+async def timeline(
+    request: Request, minutes: int = Query(60, ge=1, le=MAX_MINUTES)
+) -> dict[str, Any]:
+    """Per-minute responses, placements, impressions and clicks, oldest first (admin key)."""
+    points = await _admin_ads(request).store.timeline(minutes, time.time())
+    return {"bucket_seconds": BUCKET_S, "points": [point.to_dict() for point in points]}

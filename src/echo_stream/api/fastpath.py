@@ -1,4 +1,4 @@
-"""Serves `POST /v1/chat/completions` straight off the ASGI scope.
+"""Serves `POST /v1/chat/completions` (and Lobe's `POST /api/chat`) straight off the ASGI scope.
 
 The route stays declared in FastAPI (for its OpenAPI description and for any other path), but
 FastAPI's middleware stack wraps every `send` of a response in several layers of coroutines;
@@ -15,27 +15,31 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.api.chat import chat_completions
+from echo_stream.api.lobe import lobe_chat
 from echo_stream.errors import EchoError
 from echo_stream.streaming.response import send_error
 
 log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
+LOBE_PATH = "/api/chat"
+_HANDLERS = {CHAT_PATH: chat_completions, LOBE_PATH: lobe_chat}
 
 
 class ChatFastPath:
-    """An ASGI app: the chat endpoint directly, the rest through `app`."""
+    """An ASGI app: the streaming chat endpoints directly, the rest through `app`."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != CHAT_PATH or scope["method"] != "POST":
+        handler = _HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
         try:
-            response = await chat_completions(Request(scope, receive))
+            response = await handler(Request(scope, receive))
         except EchoError as error:
             await send_error(send, error)
             return

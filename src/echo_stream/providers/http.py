@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from echo_stream.errors import (
+    BrokenStream,
     EchoError,
     RateLimited,
     UpstreamRejected,
@@ -211,9 +212,9 @@ def parse_json(provider: str, data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamUnavailable(f"{provider} sent a malformed event: {data[:200]!r}") from exc
+        raise BrokenStream(f"{provider} sent a malformed event: {data[:200]!r}") from exc
 
 
 def truncated(provider: str) -> UpstreamUnavailable:
     """The error for a stream that ended before the provider said it was finished."""
-    return UpstreamUnavailable(f"{provider} closed the stream before it finished")
+    return BrokenStream(f"{provider} closed the stream before it finished")

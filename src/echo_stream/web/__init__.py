@@ -1,0 +1,1 @@
+"""The web chat page and the ad dashboard: packaged static files (see `static/`)."""
