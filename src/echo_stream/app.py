@@ -17,11 +17,12 @@ from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
-from echo_stream.api import ads, chat, health, models
+from echo_stream.api import ads, chat, health, models, session
 from echo_stream.api.fastpath import ChatFastPath
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.routing import build_router
+from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
 from echo_stream.state import AppState
 from echo_stream.streaming.response import error_response_parts
@@ -46,6 +47,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         ads=ads,
         client_keys=settings.client_keys(),
         admin_keys=settings.admin_keys(),
+        sessions=SessionService.from_settings(settings),
     )
 
 
@@ -84,12 +86,14 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         await app_state.router.aclose()
         if app_state.ads is not None:
             await app_state.ads.aclose()
+        await app_state.sessions.aclose()
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health, ads):
+    session.install_log_redaction()
+    for module in (chat, models, health, ads, session):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():

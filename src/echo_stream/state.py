@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from echo_stream.ads.engine import AdEngine
 from echo_stream.routing import Router
+from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
 
 
@@ -17,3 +18,5 @@ class AppState:
     client_keys: tuple[str, ...] = ()
     """`ECHO_API_KEYS`, split once here rather than on every request."""
     admin_keys: tuple[str, ...] = ()
+    sessions: SessionService = field(default_factory=SessionService.disabled)
+    """Session streams (the n8n hand-off); answers 503 until a JWT key is configured."""

@@ -71,8 +71,11 @@ async def run_until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
 class EventStreamResponse(Response):
     """An SSE response whose status is chosen once the first chunk (or error) is known."""
 
-    def __init__(self, body: AsyncGenerator[bytes, None]) -> None:
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self._body = body
+        self._sse_headers = SSE_HEADERS + (headers or [])
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,7 +90,7 @@ class EventStreamResponse(Response):
             return
         except StopAsyncIteration:
             first = b""
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
         # The chunk carrying [DONE] is the last: ending the body with it saves one write.
         done = first.endswith(DONE)
         await send({"type": "http.response.body", "body": first, "more_body": not done})

@@ -1,0 +1,1 @@
+"""Wire encoders of the faces that are not the OpenAI API: internal events -> each protocol."""
