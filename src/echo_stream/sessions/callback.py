@@ -43,7 +43,10 @@ _RUNNING = "is running already"
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     try:
@@ -89,6 +92,10 @@ class CallbackPolicy:
         if bound is not None and bound != url:
             raise InvalidRequest(
                 "resumeUrl differs from the one the token was issued for", param="resumeUrl"
+            )
+        if _origin(url) is None:
+            raise InvalidRequest(
+                "resumeUrl is not an http(s) URL on an allowed n8n origin", param="resumeUrl"
             )
         parts = urlsplit(url)
         if parts.username is not None or parts.password is not None or parts.fragment:
