@@ -79,7 +79,10 @@ async def test_the_log_resumes_after_any_event_with_no_gap_or_duplicate(
     end_id = await store.finish("s1", {"status": "complete", "error": None}, ttl=30)
     everything = await store.read("s1", None, 0)
     assert [e.text for e in everything[:-1]] == pieces
-    assert everything[-1].id == end_id and everything[-1].end == {"status": "complete", "error": None}
+    assert everything[-1].id == end_id and everything[-1].end == {
+        "status": "complete",
+        "error": None,
+    }
     for position, entry in enumerate(everything):
         rest = await store.read("s1", entry.id, 0)
         assert rest == everything[position + 1 :]

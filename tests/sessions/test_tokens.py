@@ -51,7 +51,16 @@ def test_a_good_token_gives_its_claims() -> None:
         (_token(alg="HS512"), "alg"),
         (jwt.encode({"exp": int(time.time()) + 60}, None, algorithm="none"), "alg"),
     ],
-    ids=["none-given", "empty", "garbage", "bad-signature", "no-exp", "expired", "other-hs", "alg-none"],
+    ids=[
+        "none-given",
+        "empty",
+        "garbage",
+        "bad-signature",
+        "no-exp",
+        "expired",
+        "other-hs",
+        "alg-none",
+    ],
 )
 def test_bad_tokens_are_401(token: str | None, message: str) -> None:
     with pytest.raises(Unauthorized) as caught:
@@ -135,7 +144,9 @@ def test_leeway_accepts_a_just_expired_token_only() -> None:
 
 def test_no_key_means_no_verifier() -> None:
     assert JwtVerifier.from_settings(make_settings()) is None
-    assert JwtVerifier.from_settings(make_settings(jwt_algorithm="RS256", jwt_secret=SECRET)) is None
+    assert (
+        JwtVerifier.from_settings(make_settings(jwt_algorithm="RS256", jwt_secret=SECRET)) is None
+    )
 
 
 def test_resume_url_claim() -> None:
