@@ -94,7 +94,14 @@ def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[
 
 
 def _start_gateway(
-    name: str, upstream_port: int, log_dir: Path, *, workers: int, ad_rate: str, cores: str
+    name: str,
+    upstream_port: int,
+    log_dir: Path,
+    *,
+    workers: int,
+    ad_rate: str,
+    cores: str,
+    extra_env: dict[str, str] | None = None,
 ) -> System:
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -111,6 +118,7 @@ def _start_gateway(
             "GOOGLE_BASE_URL": upstream,
             "AD_INJECTION_RATE": ad_rate,
             "LOG_LEVEL": "warning",
+            **(extra_env or {}),
         }
     )
     proc = spawn(

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from echo_stream.errors import InvalidRequest
-from echo_stream.sessions.callback import CallbackPolicy, deliver
+from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
 from tests.conftest import make_settings
 from tests.live import serve
 from tests.sessions.fakes import fake_n8n
@@ -118,6 +118,16 @@ async def test_an_unresolvable_host_is_refused() -> None:
         await _policy(ORIGINS).check_address("http://no-such-host.invalid/webhook-waiting/1")
 
 
+def _deliver(args: tuple[Any, ...]) -> str:
+    policy, url, payload = args
+
+    async def run() -> str:
+        async with callback_client(policy) as client:
+            return await deliver(policy, client, url, payload)
+
+    return asyncio.run(run())
+
+
 def _loopback_policy(url: str, **overrides: Any) -> CallbackPolicy:
     values: dict[str, Any] = {"n8n_callback_retry_seconds": 20, "n8n_callback_timeout": 5}
     values.update(overrides)
@@ -127,21 +137,21 @@ def _loopback_policy(url: str, **overrides: Any) -> CallbackPolicy:
 def test_running_already_is_retried_until_the_wait_node_takes_it() -> None:
     with fake_n8n(running_attempts=3) as n8n:
         policy = _loopback_policy(n8n.url, n8n_callback_secret="s3cret")
-        outcome = asyncio.run(deliver(policy, n8n.resume_url(), {"answer": "hi"}))
+        outcome = _deliver((policy, n8n.resume_url(), {"answer": "hi"}))
         assert outcome == "delivered"
         calls = n8n.requests
         assert [c["status"] for c in calls] == [409, 409, 409, 200]
         assert all(c["headers"]["x-echo-callback-secret"] == "s3cret" for c in calls)
         assert calls[-1]["json"] == {"answer": "hi"}
         # A second delivery (which the gateway never makes) would be told it finished.
-        assert asyncio.run(deliver(policy, n8n.resume_url(), {})) == "HTTP 409"
+        assert _deliver((policy, n8n.resume_url(), {})) == "HTTP 409"
         assert len(n8n.requests) == 5
 
 
 @pytest.mark.parametrize("status", [404, 400, 401, 403])
 def test_other_client_errors_are_not_retried(status: int) -> None:
     with fake_n8n(status_override=status) as n8n:
-        outcome = asyncio.run(deliver(_loopback_policy(n8n.url), n8n.resume_url(), {}))
+        outcome = _deliver((_loopback_policy(n8n.url), n8n.resume_url(), {}))
         assert outcome == f"HTTP {status}"
         assert len(n8n.requests) == 1
 
@@ -149,7 +159,7 @@ def test_other_client_errors_are_not_retried(status: int) -> None:
 def test_server_errors_are_retried_until_the_deadline() -> None:
     with fake_n8n(status_override=503) as n8n:
         policy = _loopback_policy(n8n.url, n8n_callback_retry_seconds=1)
-        assert asyncio.run(deliver(policy, n8n.resume_url(), {})) == "HTTP 503"
+        assert _deliver((policy, n8n.resume_url(), {})) == "HTTP 503"
         assert 2 <= len(n8n.requests) <= 5
 
 
@@ -158,7 +168,7 @@ def test_network_errors_are_retried_then_given_up() -> None:
 
     url = f"http://127.0.0.1:{free_port()}"
     policy = _loopback_policy(url, n8n_callback_retry_seconds=0.6)
-    outcome = asyncio.run(deliver(policy, url + "/webhook-waiting/1", {}))
+    outcome = _deliver((policy, url + "/webhook-waiting/1", {}))
     assert outcome.startswith("network error")
 
 
@@ -197,15 +207,15 @@ def test_redirects_are_never_followed_and_bodies_are_capped() -> None:
     app, hits = _odd_n8n()
     with serve(app) as server:
         policy = _loopback_policy(server.url)
-        assert asyncio.run(deliver(policy, server.url + "/webhook-waiting/1", {})) == "HTTP 307"
+        assert _deliver((policy, server.url + "/webhook-waiting/1", {})) == "HTTP 307"
         assert hits == {"redirect": 1, "target": 0, "huge": 0}
         # An endless reply body is cut off after a few KiB: the call still ends.
-        assert asyncio.run(deliver(policy, server.url + "/webhook-waiting/2", {})) == "delivered"
+        assert _deliver((policy, server.url + "/webhook-waiting/2", {})) == "delivered"
 
 
 def test_a_refused_address_is_never_called() -> None:
     with fake_n8n() as n8n:
         policy = _policy(n8n.url)  # 127.0.0.1 not explicitly allowed
-        outcome = asyncio.run(deliver(policy, n8n.resume_url(), {}))
+        outcome = _deliver((policy, n8n.resume_url(), {}))
         assert outcome.startswith("refused")
         assert n8n.requests == []

@@ -154,34 +154,41 @@ async def _attempt(
         return reply.status_code, head[:_REPLY_CAP].decode(errors="replace")
 
 
-async def deliver(policy: CallbackPolicy, url: str, payload: dict[str, Any]) -> str:
+def callback_client(policy: CallbackPolicy) -> httpx.AsyncClient:
+    """The HTTP client callbacks share: no redirects, no proxy from the environment, tight timeouts.
+
+    One per process, because building a client (its TLS context) costs more than a callback.
+    """
+    timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 3.0))
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+async def deliver(
+    policy: CallbackPolicy, client: httpx.AsyncClient, url: str, payload: dict[str, Any]
+) -> str:
     """POST `payload` to `url`, retrying what n8n asks to retry; returns how it ended."""
     headers = {"user-agent": "echo-stream-callback"}
     if policy.secret:
         headers[policy.header] = policy.secret
-    timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 3.0))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.retry_seconds
     backoff = policy.first_backoff
     outcome = "not sent"
-    async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, trust_env=False
-    ) as client:
-        while True:
-            try:
-                await policy.check_address(url)
-                status, reply = await _attempt(client, url, payload, headers)
-            except InvalidRequest as exc:
-                return f"refused: {exc.message}"
-            except httpx.HTTPError as exc:
-                outcome, retry = f"network error: {type(exc).__name__}", True
-            else:
-                outcome = f"HTTP {status}"
-                if 200 <= status < 300:
-                    return "delivered"
-                retry = status >= 500 or (status == 409 and _RUNNING in reply)
-            if not retry or loop.time() + backoff > deadline:
-                log.warning("session callback gave up: %s", outcome)
-                return outcome
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 4.0)
+    while True:
+        try:
+            await policy.check_address(url)
+            status, reply = await _attempt(client, url, payload, headers)
+        except InvalidRequest as exc:
+            return f"refused: {exc.message}"
+        except httpx.HTTPError as exc:
+            outcome, retry = f"network error: {type(exc).__name__}", True
+        else:
+            outcome = f"HTTP {status}"
+            if 200 <= status < 300:
+                return "delivered"
+            retry = status >= 500 or (status == 409 and _RUNNING in reply)
+        if not retry or loop.time() + backoff > deadline:
+            log.warning("session callback gave up: %s", outcome)
+            return outcome
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 4.0)

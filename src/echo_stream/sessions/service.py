@@ -19,10 +19,12 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+import httpx
+
 from echo_stream.errors import EchoError, InvalidRequest, NotFound, Unauthorized
 from echo_stream.events import EventStream
 from echo_stream.sessions.answer import Answer
-from echo_stream.sessions.callback import CallbackPolicy, deliver
+from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
 from echo_stream.sessions.models import JsonId, LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
 from echo_stream.sessions.store import MemorySessionStore, SessionStore
@@ -61,6 +63,7 @@ class SessionService:
         self.max_seconds = max_seconds
         self.keepalive = keepalive
         self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionService:
@@ -225,7 +228,9 @@ class SessionService:
             "upstream_model": where[1],
             "ads": answer.ads,
         }
-        outcome = await deliver(self.policy, session.resume_url, payload)
+        if self._client is None:
+            self._client = callback_client(self.policy)
+        outcome = await deliver(self.policy, self._client, session.resume_url, payload)
         log.info("session %s ended %s; callback %s", session.id, status, outcome)
 
     async def aclose(self, grace: float = 5.0) -> None:
@@ -238,4 +243,6 @@ class SessionService:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
         await self.store.aclose()
