@@ -1,4 +1,4 @@
-"""Serves `POST /v1/chat/completions` straight off the ASGI scope.
+"""Serves `POST /v1/chat/completions` and `GET /stream/{id}` straight off the ASGI scope.
 
 The route stays declared in FastAPI (for its OpenAPI description and for any other path), but
 FastAPI's middleware stack wraps every `send` of a response in several layers of coroutines;
@@ -12,9 +12,11 @@ import logging
 
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.api.chat import chat_completions
+from echo_stream.api.session import STREAM_PREFIX, stream
 from echo_stream.errors import EchoError
 from echo_stream.streaming.response import send_error
 
@@ -30,17 +32,32 @@ class ChatFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != CHAT_PATH or scope["method"] != "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if path == CHAT_PATH and method == "POST":
+            handler = chat_completions
+        elif (
+            method == "GET"
+            and path.startswith(STREAM_PREFIX)
+            and "/" not in path[len(STREAM_PREFIX) :]
+        ):
+            session_id = path[len(STREAM_PREFIX) :]
+
+            async def handler(request: Request) -> Response:
+                return await stream(request, session_id)
+        else:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
         try:
-            response = await chat_completions(Request(scope, receive))
+            response = await handler(Request(scope, receive))
         except EchoError as error:
             await send_error(send, error)
             return
         except Exception:
-            log.exception("chat request failed")
+            log.exception("%s %s failed", method, path if handler is chat_completions else "stream")
             await send_error(send, EchoError("internal error"))
             return
         await response(scope, receive, send)

@@ -28,6 +28,8 @@ from echo_stream.streaming.response import EventStreamResponse
 
 router = APIRouter()
 
+STREAM_PREFIX = "/stream/"
+"""`GET /stream/{id}` is also served by `api.fastpath` (no FastAPI wrapping of each send)."""
 _INIT_BODY_LIMIT = 1024 * 1024
 _STREAM_HEADERS = [(b"referrer-policy", b"no-referrer")]
 

@@ -25,6 +25,8 @@ DONE = b"data: [DONE]\n\n"
 
 def encode_text(event_id: str, text: str) -> bytes:
     """One event whose `data` is exactly `text` (CR excepted)."""
+    if "\n" not in text and "\r" not in text:
+        return b"id: %s\ndata: %s\n\n" % (event_id.encode(), text.encode())
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     body = "".join(f"data: {line}\n" for line in lines)
     return f"id: {event_id}\n{body}\n".encode()
@@ -39,13 +41,22 @@ def encode_end(event_id: str, end: dict[str, object]) -> bytes:
     return status + head + DONE
 
 
-async def encode_session(entries: AsyncIterator[LogEntry | None]) -> AsyncGenerator[bytes, None]:
-    """The byte stream of one viewer's connection."""
-    yield RETRY
+async def encode_session(
+    entries: AsyncIterator[LogEntry | None],
+) -> AsyncGenerator[bytes, None]:
+    """The byte stream of one viewer's connection (`retry:` rides on its first write)."""
+    preamble = RETRY
     async for entry in entries:
         if entry is None:
-            yield KEEPALIVE
+            chunk = KEEPALIVE
         elif entry.end is not None:
-            yield encode_end(entry.id, entry.end)
+            chunk = encode_end(entry.id, entry.end)
         elif entry.text:
-            yield encode_text(entry.id, entry.text)
+            chunk = encode_text(entry.id, entry.text)
+        else:
+            continue
+        if preamble:
+            chunk, preamble = preamble + chunk, b""
+        yield chunk
+    if preamble:
+        yield preamble
