@@ -81,6 +81,11 @@ def cutting_proxy(target_port: int, cut_after: int) -> Iterator[CuttingProxy]:
         started.set()
         async with server:
             await stop
+        # Connections still piping (the browser's last keep-alive one) end with the proxy.
+        rest = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
