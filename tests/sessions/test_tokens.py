@@ -195,3 +195,8 @@ def test_cli_without_a_secret_fails_clearly(
 def test_make_test_token_refuses_asymmetric_settings() -> None:
     with pytest.raises(ValueError):
         make_test_token(make_settings(jwt_algorithm="RS256"), lifetime=60, claims={})
+
+
+def test_a_short_hmac_secret_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        JwtVerifier.from_settings(make_settings(jwt_secret="too-short"))

@@ -41,11 +41,16 @@ class JwtVerifier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtVerifier | None:
-        """The verifier, or None when no key is configured (session streams are off)."""
+        """The verifier, or None when no key is configured (session streams are off).
+
+        Raises `ValueError` for an HMAC secret shorter than 32 bytes (a configuration error).
+        """
         symmetric = settings.jwt_algorithm in _HMAC
         secret = settings.jwt_secret if symmetric else settings.jwt_public_key
         if secret is None or not secret.get_secret_value().strip():
             return None
+        if symmetric and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 bytes for HMAC (RFC 7518 3.2)")
         return cls(
             algorithm=settings.jwt_algorithm,
             key=secret.get_secret_value(),
