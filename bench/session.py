@@ -66,56 +66,66 @@ class SessionLoad:
 
 
 class _EventReader:
-    """A raw HTTP/1.1 GET read with httptools (as cheap as the OpenAI load generator's reader),
-    parsing the plain-text EventSource data until `[DONE]`."""
+    """One response of a raw HTTP/1.1 GET, parsed with httptools (as cheap as the OpenAI load
+    generator's reader): the plain-text EventSource data until `[DONE]`."""
 
     def __init__(self) -> None:
         self.events = 0
-        self._status = 0
+        self.status = 0
+        self.complete = False
+        self.text: list[str] = []
+        self.first = 0.0
         self._buffer = b""
-        self._text: list[str] = []
-        self._first = 0.0
-        self._done = asyncio.Event()
-        self._parser = httptools.HttpResponseParser(self)
+        self.parser = httptools.HttpResponseParser(self)
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-        if self._status != 200:
-            self._done.set()
+        self.status = self.parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
         self._buffer += body
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)
             lines = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
-            if not lines:
-                continue
             piece = b"\n".join(lines).decode()
-            if piece == "[DONE]":
-                self._done.set()
-                return
-            if not self._first:
-                self._first = time.perf_counter()
-            self._text.append(piece)
+            if not lines or piece == "[DONE]":
+                continue
+            if not self.first:
+                self.first = time.perf_counter()
+            self.text.append(piece)
             self.events += 1
 
     def on_message_complete(self) -> None:
-        self._done.set()
+        self.complete = True
 
-    async def get(self, port: int, target: str) -> tuple[int, str, float]:
-        """(status, text, time of the first event) of one stream."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+class _StreamConnection:
+    """A keep-alive connection that GETs session streams one after another, like a load client."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._io: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, target: str) -> _EventReader:
+        """Read one stream to its end."""
+        if self._io is None:
+            self._io = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._io
         head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         writer.write(head.encode())
-        try:
-            while not self._done.is_set():
-                data = await reader.read(65536)
-                if not data:
-                    break
-                self._parser.feed_data(data)
-        finally:
-            writer.close()
-        return self._status, "".join(self._text), self._first
+        response = _EventReader()
+        while not response.complete:
+            data = await reader.read(65536)
+            if not data:
+                self.close()
+                break
+            response.parser.feed_data(data)
+        return response
+
+    def close(self) -> None:
+        """Close the connection (the next GET opens another)."""
+        if self._io is not None:
+            self._io[1].close()
+            self._io = None
 
 
 def _p(values: list[float], q: float) -> float:
@@ -126,7 +136,13 @@ def _p(values: list[float], q: float) -> float:
 
 
 async def _one_session(
-    client: httpx.AsyncClient, base: str, resume: str, model: str, expected: str, out: SessionLoad
+    client: httpx.AsyncClient,
+    connection: _StreamConnection,
+    base: str,
+    resume: str,
+    model: str,
+    expected: str,
+    out: SessionLoad,
 ) -> None:
     token = jwt.encode({"exp": int(time.time()) + 300}, SECRET, algorithm="HS256")
     started = time.perf_counter()
@@ -140,12 +156,12 @@ async def _one_session(
     out.init_ms.append((time.perf_counter() - started) * 1000)
     url = httpx.URL(init.json()["streamUrl"])
     sent = time.perf_counter()
-    reader = _EventReader()
-    status, text, first = await reader.get(url.port or 80, url.raw_path.decode())
-    if status != 200:
+    response = await connection.get(url.raw_path.decode())
+    if response.status != 200 or not response.complete:
         out.errors += 1
         return
-    out.events += reader.events
+    out.events += response.events
+    text, first = "".join(response.text), response.first
     out.ttfe_ms.append((first - sent) * 1000 if first else 0.0)
     if text != expected:
         out.lost_text += 1
@@ -163,8 +179,12 @@ async def _session_load(
     async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as client:
 
         async def worker() -> None:
-            for _ in queue:
-                await _one_session(client, base, resume, model, expected, out)
+            connection = _StreamConnection(port)
+            try:
+                for _ in queue:
+                    await _one_session(client, connection, base, resume, model, expected, out)
+            finally:
+                connection.close()
 
         await asyncio.gather(*(worker() for _ in range(clients)))
     return out

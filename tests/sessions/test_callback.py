@@ -56,6 +56,8 @@ def test_allowed_resume_urls(url: str) -> None:
         ("https://n8n.example.com/webhook-waiting/1/../../rest/login", "waiting-webhook"),
         ("https://n8n.example.com/webhook-waiting/1/%2e%2e/x", "waiting-webhook"),
         ("https://n8n.example.com/webhook-waiting/1#frag", "fragment"),
+        ("https://n8n.example.com/webhook-waiting/1?a=b c", "query"),
+        ("https://n8n.example.com/webhook-waiting/1?a=<script>", "query"),
         ("not a url", "origin"),
         ("http://[::1/webhook-waiting/1", "origin"),
     ],
@@ -122,8 +124,11 @@ def _deliver(args: tuple[Any, ...]) -> str:
     policy, url, payload = args
 
     async def run() -> str:
-        async with callback_client(policy) as client:
+        client = callback_client(policy)
+        try:
             return await deliver(policy, client, url, payload)
+        finally:
+            await client.aclose()
 
     return asyncio.run(run())
 

@@ -19,10 +19,9 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-import httpx
-
 from echo_stream.errors import EchoError, InvalidRequest, NotFound, Unauthorized
 from echo_stream.events import EventStream
+from echo_stream.providers.fastclient import FastClient
 from echo_stream.sessions.answer import Answer
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
 from echo_stream.sessions.models import JsonId, LogEntry, Session
@@ -63,7 +62,7 @@ class SessionService:
         self.max_seconds = max_seconds
         self.keepalive = keepalive
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._client: FastClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionService:

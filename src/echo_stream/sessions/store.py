@@ -10,9 +10,8 @@ cuts it back to one TTL, so late reconnects still find the end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,11 +131,16 @@ class MemorySessionStore:
         if record is None:
             return []
         if len(record.log) <= start and wait > 0:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
             record.waiters.append(waiter)
-            await _wait_for(waiter, wait)
-            if not waiter.done() or waiter.cancelled():
-                with contextlib.suppress(ValueError):
+            # A bare timer, not asyncio.timeout: this runs once per event a viewer waits for.
+            timer = loop.call_later(wait, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                if waiter in record.waiters:
                     record.waiters.remove(waiter)
             record = self._live(session_id)
         return record.log[start:] if record is not None else []
@@ -149,9 +153,6 @@ class MemorySessionStore:
         """Nothing to release."""
 
 
-async def _wait_for(waiting: Awaitable[Any], seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await waiting
-    except TimeoutError:
-        pass
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
