@@ -302,3 +302,24 @@ def test_access_tokens_are_redacted_from_access_logs() -> None:
     assert RedactAccessTokens().filter(record)
     assert "SECRET123" not in record.getMessage()
     assert "access_token=[redacted]&x=1" in record.getMessage()
+
+
+def test_a_gateway_shutting_down_mid_answer_still_calls_back() -> None:
+    with fake_n8n() as n8n:
+        settings = make_settings(
+            jwt_secret=SECRET,
+            n8n_allowed_origins=n8n.url,
+            n8n_private_hosts="127.0.0.1",
+            mock_delay_ms=40,
+        )
+        with serve(create_app(settings, build_state(settings))) as server:
+            token = jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+            body = {"n8nToken": token, "resumeUrl": n8n.resume_url(), "prompt": "long one"}
+            url = httpx.post(server.url + "/init-stream", json=body).json()["streamUrl"]
+            part = read_stream(url, limit=3)
+            assert len(part.events) == 3
+        [call] = n8n.wait_for(1)  # the server is gone; its callback went out on the way down
+        payload = call["json"]
+        assert payload["status"] == "cancelled"
+        assert payload["answer"].startswith(text_of(part.events))
+        assert payload["tokens_estimated"] is True  # the mock's usage comes at the end

@@ -88,3 +88,36 @@ def test_chromium_eventsource_survives_a_dropped_connection(page: Any) -> None:
         assert delivered[0]["json"]["answer"] == seen["full"]  # no gap: byte for byte
         assert delivered[0]["json"]["status"] == "complete"
         assert "\n" in seen["full"]
+
+
+ENDS = """
+(url) => new Promise((resolve) => {
+  const source = new EventSource(url);
+  let messages = 0;
+  source.onmessage = () => { messages += 1; };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) resolve({closed: true, messages});
+  };
+  setTimeout(() => { resolve({closed: source.readyState === EventSource.CLOSED, messages}); source.close(); }, 20000);
+})
+"""
+
+
+def test_chromium_stops_on_401_404_and_204(page: Any) -> None:
+    with fake_n8n() as n8n:
+        settings = make_settings(
+            jwt_secret=SECRET, n8n_allowed_origins=n8n.url, n8n_private_hosts="127.0.0.1"
+        )
+        with serve(create_app(settings, build_state(settings))) as gateway:
+            token = jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+            body = {"n8nToken": token, "resumeUrl": n8n.resume_url(), "prompt": "hi"}
+            url = httpx.post(gateway.url + "/init-stream", json=body).json()["streamUrl"]
+            base, _, _token = url.partition("?access_token=")
+            page.goto(gateway.url + "/health")
+            wrong = page.evaluate(ENDS, base + "?access_token=wrong")
+            unknown = page.evaluate(ENDS, gateway.url + "/stream/nope?access_token=x")
+            httpx.get(url, timeout=30)  # read the whole answer once: the stream is finished
+            finished = page.evaluate(ENDS, url)
+    assert wrong == {"closed": True, "messages": 0}
+    assert unknown == {"closed": True, "messages": 0}
+    assert finished == {"closed": True, "messages": 0}
