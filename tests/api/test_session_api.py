@@ -19,6 +19,7 @@ from echo_stream.sessions.store import MemorySessionStore
 from echo_stream.state import AppState
 from tests.conftest import make_settings
 from tests.live import serve
+from tests.sessions.conftest import REDIS_URL, redis_prefix  # noqa: F401
 from tests.sessions.fakes import SECRET, FakeN8n, fake_n8n, read_stream, text_of
 from tests.upstreams import FakeUpstream, Reply, openai_stream, text_reply
 
@@ -131,8 +132,17 @@ def test_wrong_token_is_401_unknown_is_404() -> None:
         assert gw.n8n.requests == []  # nothing started
 
 
-def test_a_reconnect_with_last_event_id_gets_the_rest_with_no_gap_or_duplicate() -> None:
-    with gateway(mock_delay_ms=5) as gw:
+@pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_reconnect_with_last_event_id_gets_the_rest_with_no_gap_or_duplicate(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    redis: dict[str, Any] = {}
+    if store == "redis":
+        redis = {
+            "redis_url": REDIS_URL,
+            "redis_key_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    with gateway(mock_delay_ms=5, **redis) as gw:
         url = gw.stream_url()
         first = read_stream(url, limit=5)  # the viewer drops after five events
         assert len(first.events) == 5

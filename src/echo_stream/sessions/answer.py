@@ -9,10 +9,19 @@ lists them with their position.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from echo_stream.events import AdBlock, EventStream, Finish, Flush, TextDelta, Usage
-from echo_stream.sessions.store import SessionStore
+
+
+class LogWriter(Protocol):
+    """Where the answer's events are written (a `SessionStore`, or one teed to a live log)."""
+
+    async def append(self, session_id: str, text: str) -> str:
+        """Add a piece of text; returns its event id."""
+
+    async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
+        """Add the end; returns its event id."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -71,7 +80,7 @@ class Answer:
             return self.usage.prompt_tokens, self.usage.completion_tokens, False
         return estimate_tokens(prompt), estimate_tokens(self.text), True
 
-    async def record(self, store: SessionStore, session_id: str, events: EventStream) -> None:
+    async def record(self, store: LogWriter, session_id: str, events: EventStream) -> None:
         """Consume `events`, appending the viewer's text to the session's log at each flush."""
         async for event in events:
             if isinstance(event, Flush):

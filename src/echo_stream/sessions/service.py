@@ -22,8 +22,9 @@ from typing import Any
 from echo_stream.errors import EchoError, InvalidRequest, NotFound, Unauthorized
 from echo_stream.events import EventStream
 from echo_stream.providers.fastclient import FastClient
-from echo_stream.sessions.answer import Answer
+from echo_stream.sessions.answer import Answer, LogWriter
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
+from echo_stream.sessions.live import LiveLog, TeeStore
 from echo_stream.sessions.models import JsonId, LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
 from echo_stream.sessions.store import MemorySessionStore, SessionStore
@@ -63,6 +64,8 @@ class SessionService:
         self.keepalive = keepalive
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: FastClient | None = None
+        self._live: dict[str, LiveLog] = {}
+        """Sessions generating in this process, for viewers here (with a shared store)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionService:
@@ -148,6 +151,9 @@ class SessionService:
         if view.started is None and await self.store.claim(
             session_id, "start", "run", self.ttl + self.max_seconds + 5
         ):
+            if not isinstance(self.store, MemorySessionStore):
+                # Before this viewer's first read, so it is fed from memory from the start.
+                self._live[session_id] = LiveLog()
             self._spawn(self._generate(view.session, starter))
         return self.follow(session_id, last_event_id)
 
@@ -155,6 +161,11 @@ class SessionService:
         self, session_id: str, after: str | None
     ) -> AsyncGenerator[LogEntry | None, None]:
         """The log's entries after `after` as they come; None when idle for `keepalive` s."""
+        live = self._live.get(session_id)
+        if live is not None and live.knows(after):
+            async for item in live.follow(after, self.keepalive):
+                yield item
+            return
         while True:
             entries = await self.store.read(session_id, after, self.keepalive)
             if not entries:
@@ -173,17 +184,34 @@ class SessionService:
         await asyncio.sleep(max(self.ttl * 0.9, self.ttl - 1.0))
         if await self.store.claim(session.id, "start", "expired", self.ttl):
             await self._conclude(
-                session, Answer(), "expired", "nobody attached within the TTL", ("", session.model)
+                session,
+                Answer(),
+                "expired",
+                "nobody attached within the TTL",
+                ("", session.model),
+                self.store,
             )
 
     async def _generate(self, session: Session, starter: Starter) -> None:
+        writer: LogWriter = self.store
+        live = self._live.get(session.id)
+        if live is not None:
+            writer = TeeStore(self.store, live)
+        try:
+            await self._run(session, starter, writer)
+        finally:
+            if live is not None:
+                live.close()
+                self._live.pop(session.id, None)
+
+    async def _run(self, session: Session, starter: Starter, writer: LogWriter) -> None:
         answer = Answer()
         status, error, where = "complete", None, ("", session.model)
         try:
             async with asyncio.timeout(self.max_seconds):
                 provider, upstream_model, events = starter(session)
                 where = (provider, upstream_model)
-                await answer.record(self.store, session.id, events)
+                await answer.record(writer, session.id, events)
         except TimeoutError:
             status, error = "timeout", f"generation ran longer than {self.max_seconds:g} s"
         except EchoError as exc:
@@ -195,7 +223,7 @@ class SessionService:
         except Exception:
             log.exception("session generation failed")
             status, error = "error", "internal error"
-        await self._conclude(session, answer, status, error, where)
+        await self._conclude(session, answer, status, error, where, writer)
 
     async def _conclude(
         self,
@@ -204,9 +232,10 @@ class SessionService:
         status: str,
         error: str | None,
         where: tuple[str, str],
+        writer: LogWriter,
     ) -> None:
         with contextlib.suppress(KeyError):
-            await self.store.finish(session.id, {"status": status, "error": error}, self.ttl)
+            await writer.finish(session.id, {"status": status, "error": error}, self.ttl)
         if not await self.store.claim(session.id, "callback", "claimed", self.ttl):
             return
         input_tokens, output_tokens, estimated = answer.token_counts(session.prompt)
