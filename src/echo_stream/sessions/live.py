@@ -1,9 +1,10 @@
 """A session's log as this process writes it, for viewers in the same process.
 
-With Redis, the process that generates a session writes every event to the session's stream
-(so other processes, and reconnects anywhere, can read it) and ALSO keeps it here: a viewer
-attached to this process is fed from memory instead of an XREAD per event, which halves the Redis
-work per chunk. Event ids are the store's, so a `Last-Event-ID` from here is valid everywhere.
+With Redis, the process that generates a session writes its events to the session's stream
+(so other processes, and reconnects anywhere, can read them) and ALSO keeps them here: a viewer
+attached to this process is fed from memory instead of an XREAD per event, and the writes go in
+batches (`BatchingWriter`). Event ids are the stream's, so a `Last-Event-ID` from here is valid
+everywhere.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from echo_stream.sessions.models import LogEntry
-from echo_stream.sessions.store import SessionStore
+from echo_stream.sessions.redis_store import RedisSessionStore
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -77,21 +78,58 @@ class LiveLog:
                 yield None
 
 
-class TeeStore:
-    """Writes go to the store, then (with the store's ids) to the live log."""
+class BatchingWriter:
+    """The generating process's writer for a shared (Redis) store.
 
-    def __init__(self, store: SessionStore, live: LiveLog) -> None:
+    It numbers the events itself (stream ids `0-1`, `0-2`, ...: valid, increasing, and known
+    before the write), feeds the live log at once, and writes to the store in batches at most
+    every `linger` seconds, so a fast answer costs a few Redis calls per second rather than one
+    per event. Other processes see an event at most `linger` later; the end is written after
+    everything before it.
+    """
+
+    def __init__(self, store: RedisSessionStore, live: LiveLog, linger: float = 0.05) -> None:
         self._store = store
         self._live = live
+        self._linger = linger
+        self._count = 0
+        self._pending: list[tuple[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._failure: KeyError | None = None
+
+    def _next_id(self) -> str:
+        self._count += 1
+        return f"0-{self._count}"
 
     async def append(self, session_id: str, text: str) -> str:
-        """Append to the store and the live log; returns the event id."""
-        entry_id = await self._store.append(session_id, text)
+        """Show the piece to local viewers now; write it with the next batch."""
+        if self._failure is not None:
+            raise self._failure
+        entry_id = self._next_id()
+        self._pending.append((entry_id, text))
         self._live.add(LogEntry(entry_id, text))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush_later(session_id))
         return entry_id
 
+    async def _flush_later(self, session_id: str) -> None:
+        await asyncio.sleep(self._linger)
+        self._flusher = None
+        await self._flush(session_id)
+
+    async def _flush(self, session_id: str) -> None:
+        batch, self._pending = self._pending, []
+        if batch and self._failure is None:
+            try:
+                await self._store.append_many(session_id, batch)
+            except KeyError as exc:
+                self._failure = exc
+
     async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
-        """Write the end to the store and the live log."""
-        entry_id = await self._store.finish(session_id, end, ttl)
+        """Write what is pending, then the end."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        await self._flush(session_id)
+        entry_id = await self._store.finish(session_id, end, ttl, self._next_id())
         self._live.add(LogEntry(entry_id, end=end))
         return entry_id

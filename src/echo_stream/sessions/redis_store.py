@@ -43,10 +43,20 @@ if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ttl) en
 return id
 """
 
-# KEYS[1] hash, KEYS[2] log. ARGV end JSON, ttl ms. The entry id, or false when gone.
+# KEYS[1] hash, KEYS[2] log. ARGV id1, text1, id2, text2... 1, or false when the session is gone.
+_APPEND_MANY = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return false end
+for i = 1, #ARGV, 2 do redis.call('XADD', KEYS[2], ARGV[i], 't', ARGV[i + 1]) end
+if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""
+
+# KEYS[1] hash, KEYS[2] log. ARGV end JSON, ttl ms, entry id ('*' for a new one).
+# The entry id, or false when gone.
 _FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'end', ARGV[1])
+local id = redis.call('XADD', KEYS[2], ARGV[3], 'end', ARGV[1])
 redis.call('HSET', KEYS[1], 'end', id)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -68,6 +78,7 @@ class RedisSessionStore:
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM)
         self._append = client.register_script(_APPEND)
+        self._append_many = client.register_script(_APPEND_MANY)
         self._finish = client.register_script(_FINISH)
 
     @classmethod
@@ -108,10 +119,19 @@ class RedisSessionStore:
             raise KeyError(session_id)
         return str(entry_id)
 
-    async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
+    async def append_many(self, session_id: str, entries: list[tuple[str, str]]) -> None:
+        """Add pieces under ids the caller chose (increasing), in one round trip."""
+        args = [part for entry in entries for part in entry]
+        if not await self._append_many(keys=self._keys(session_id), args=args):
+            raise KeyError(session_id)
+
+    async def finish(
+        self, session_id: str, end: dict[str, Any], ttl: float, entry_id: str = "*"
+    ) -> str:
         """Add the last entry (the outcome), mark the session finished, keep it `ttl` s more."""
         keys = self._keys(session_id)
-        entry_id = await self._finish(keys=keys, args=[orjson.dumps(end).decode(), _ms(ttl)])
+        args: list[str | int] = [orjson.dumps(end).decode(), _ms(ttl), entry_id]
+        entry_id = await self._finish(keys=keys, args=args)
         if entry_id is None:
             raise KeyError(session_id)
         return str(entry_id)

@@ -24,7 +24,7 @@ from echo_stream.events import EventStream
 from echo_stream.providers.fastclient import FastClient
 from echo_stream.sessions.answer import Answer, LogWriter
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
-from echo_stream.sessions.live import LiveLog, TeeStore
+from echo_stream.sessions.live import BatchingWriter, LiveLog
 from echo_stream.sessions.models import JsonId, LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
 from echo_stream.sessions.store import MemorySessionStore, SessionStore
@@ -195,8 +195,8 @@ class SessionService:
     async def _generate(self, session: Session, starter: Starter) -> None:
         writer: LogWriter = self.store
         live = self._live.get(session.id)
-        if live is not None:
-            writer = TeeStore(self.store, live)
+        if live is not None and isinstance(self.store, RedisSessionStore):
+            writer = BatchingWriter(self.store, live)
         try:
             await self._run(session, starter, writer)
         finally:
