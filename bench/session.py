@@ -254,6 +254,19 @@ def _line(name: str, r: dict[str, Any]) -> str:
     )
 
 
+def _drop_keys(prefix: str) -> None:
+    """Delete the run's Redis keys (they would expire anyway, one TTL later)."""
+    from redis import Redis
+
+    client = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the session-stream scenario and print it; exit 1 on errors or lost text."""
     parser = argparse.ArgumentParser(prog="python -m bench.session")
@@ -294,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 system.stop()
     finally:
         upstream.stop()
+        if args.redis:
+            _drop_keys(variants["redis"]["REDIS_KEY_PREFIX"])
     out = REPO / "bench" / "results" / "session-latest.json"
     doc = {
         "stamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

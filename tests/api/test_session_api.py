@@ -83,8 +83,10 @@ def test_init_answers_a_stream_url_and_the_answer_streams_then_calls_back() -> N
         url = body["streamUrl"]
         assert url.startswith(gw.url + "/stream/")
         assert "?access_token=" in url
+        assert len(gw.state.sessions._expiry) == 1  # the TTL watcher of the new session
         read = read_stream(url)
         assert read.status == 200
+        assert gw.state.sessions._expiry == {}  # attached here: the watcher is gone
         assert read.headers["content-type"].startswith("text/event-stream")
         assert read.headers["cache-control"] == "no-cache"
         assert read.headers["x-accel-buffering"] == "no"

@@ -1,4 +1,5 @@
-"""Serves `POST /v1/chat/completions` and `GET /stream/{id}` straight off the ASGI scope.
+"""Serves the hot endpoints straight off the ASGI scope: `POST /v1/chat/completions`, and the
+session face's `POST /init-stream` and `GET /stream/{id}`.
 
 The route stays declared in FastAPI (for its OpenAPI description and for any other path), but
 FastAPI's middleware stack wraps every `send` of a response in several layers of coroutines;
@@ -9,6 +10,8 @@ chat handler, with the same error translation, and passes everything else to Fas
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -16,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.api.chat import chat_completions
-from echo_stream.api.session import STREAM_PREFIX, stream
+from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
 from echo_stream.errors import EchoError
 from echo_stream.streaming.response import send_error
 
@@ -25,29 +28,29 @@ log = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def fast_handler(method: str, path: str) -> Handler | None:
+    """The handler that serves this request directly, or None (FastAPI serves it)."""
+    if method == "POST":
+        return {CHAT_PATH: chat_completions, INIT_PATH: init_stream}.get(path)
+    if method == "GET" and path.startswith(STREAM_PREFIX):
+        session_id = path[len(STREAM_PREFIX) :]
+        if session_id and "/" not in session_id:
+            return partial(stream, session_id=session_id)
+    return None
+
+
 class ChatFastPath:
-    """An ASGI app: the chat endpoint directly, the rest through `app`."""
+    """An ASGI app: the hot endpoints directly, the rest through `app`."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path, method = scope["path"], scope["method"]
-        if path == CHAT_PATH and method == "POST":
-            handler = chat_completions
-        elif (
-            method == "GET"
-            and path.startswith(STREAM_PREFIX)
-            and "/" not in path[len(STREAM_PREFIX) :]
-        ):
-            session_id = path[len(STREAM_PREFIX) :]
-
-            async def handler(request: Request) -> Response:
-                return await stream(request, session_id)
-        else:
+        handler = fast_handler(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if handler is None:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
@@ -57,7 +60,7 @@ class ChatFastPath:
             await send_error(send, error)
             return
         except Exception:
-            log.exception("%s %s failed", method, path if handler is chat_completions else "stream")
+            log.exception("%s %s failed", scope["method"], scope["path"])
             await send_error(send, EchoError("internal error"))
             return
         await response(scope, receive, send)

@@ -28,8 +28,9 @@ from echo_stream.streaming.response import EventStreamResponse
 
 router = APIRouter()
 
+INIT_PATH = "/init-stream"
 STREAM_PREFIX = "/stream/"
-"""`GET /stream/{id}` is also served by `api.fastpath` (no FastAPI wrapping of each send)."""
+"""Both routes are also served by `api.fastpath` (no FastAPI wrapping of each send)."""
 _INIT_BODY_LIMIT = 1024 * 1024
 _STREAM_HEADERS = [(b"referrer-policy", b"no-referrer")]
 
@@ -74,7 +75,7 @@ def _validate(data: dict[str, object], max_prompt: int) -> InitStream:
     return init
 
 
-@router.post("/init-stream")
+@router.post(INIT_PATH)
 async def init_stream(request: Request) -> Response:
     """Verify the workflow's JWT, check resumeUrl, store a session; answer its streamUrl."""
     state: AppState = request.app.state.echo

@@ -65,6 +65,8 @@ class SessionService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: FastClient | None = None
         self._live: dict[str, LiveLog] = {}
+        self._expiry: dict[str, asyncio.Task[None]] = {}
+        """TTL watchers of sessions created here, dropped when this process starts one."""
         """Sessions generating in this process, for viewers here (with a shared store)."""
 
     @classmethod
@@ -91,10 +93,11 @@ class SessionService:
         policy = CallbackPolicy(origins=frozenset(), private_hosts=frozenset())
         return cls(MemorySessionStore(), None, policy, ttl=60, max_seconds=600, keepalive=15)
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def verify(self, token: str | None) -> dict[str, Any]:
         """The `n8nToken`'s claims; 401 when missing, bad or expired, 503 when not configured."""
@@ -130,7 +133,7 @@ class SessionService:
             created_at=time.time(),
         )
         await self.store.create(session, self.ttl)
-        self._spawn(self._expire_unattached(session))
+        self._expiry[session.id] = self._spawn(self._expire_unattached(session))
         return session.id, stream_token
 
     async def attach(
@@ -151,6 +154,8 @@ class SessionService:
         if view.started is None and await self.store.claim(
             session_id, "start", "run", self.ttl + self.max_seconds + 5
         ):
+            if watcher := self._expiry.pop(session_id, None):
+                watcher.cancel()
             if not isinstance(self.store, MemorySessionStore):
                 # Before this viewer's first read, so it is fed from memory from the start.
                 self._live[session_id] = LiveLog()
@@ -181,7 +186,10 @@ class SessionService:
 
     async def _expire_unattached(self, session: Session) -> None:
         # Just before the store would drop it, so the session is still there to end properly.
-        await asyncio.sleep(max(self.ttl * 0.9, self.ttl - 1.0))
+        try:
+            await asyncio.sleep(max(self.ttl * 0.9, self.ttl - 1.0))
+        finally:
+            self._expiry.pop(session.id, None)
         if await self.store.claim(session.id, "start", "expired", self.ttl):
             await self._conclude(
                 session,
