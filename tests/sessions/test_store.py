@@ -163,3 +163,23 @@ async def test_redis_keys_carry_the_ttl_and_stay_under_the_prefix(redis_prefix: 
     finally:
         await raw.aclose()
         await store.aclose()
+
+
+async def test_attach_claims_start_once_and_only_for_the_right_token(store: SessionStore) -> None:
+    assert await store.attach("missing", "h" * 64, 60) == (None, False)
+    await store.create(_session(), ttl=30)
+    view, won = await store.attach("s1", "x" * 64, 60)  # wrong token: seen, not started
+    assert view is not None and view.session == _session() and not won
+    view, won = await store.attach("s1", "h" * 64, 60)
+    assert view is not None and view.started is None and won  # the view from before the claim
+    view, won = await store.attach("s1", "h" * 64, 60)
+    assert view is not None and view.started == "run" and not won
+    assert not await store.claim("s1", "start", "expired", 60)
+
+
+async def test_attach_never_starts_a_finished_or_expired_session(store: SessionStore) -> None:
+    await store.create(_session("a"), ttl=30)
+    assert await store.claim("a", "start", "expired", 30)
+    await store.finish("a", {"status": "expired"}, ttl=30)
+    view, won = await store.attach("a", "h" * 64, 60)
+    assert view is not None and view.finished and not won

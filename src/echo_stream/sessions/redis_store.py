@@ -34,6 +34,24 @@ end
 return 1
 """
 
+# KEYS[1] hash, KEYS[2] log. ARGV token hash, ttl ms. {data, start, end, won}: claims `start`
+# only for the right token, on a session neither started nor finished.
+_ATTACH = """
+local found = redis.call('HMGET', KEYS[1], 'data', 'start', 'end', 'token')
+if not found[1] then return {false, false, false, 0} end
+local won = 0
+if not found[2] and not found[3] and found[4] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'start', 'run')
+  local ttl = tonumber(ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
+  won = 1
+end
+return {found[1], found[2], found[3], won}
+"""
+
 # KEYS[1] hash, KEYS[2] log. ARGV text. The entry id, or false when the session is gone.
 _APPEND = """
 local ttl = redis.call('PTTL', KEYS[1])
@@ -77,6 +95,7 @@ class RedisSessionStore:
         self._redis = client
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM)
+        self._attach = client.register_script(_ATTACH)
         self._append = client.register_script(_APPEND)
         self._append_many = client.register_script(_APPEND_MANY)
         self._finish = client.register_script(_FINISH)
@@ -94,7 +113,7 @@ class RedisSessionStore:
         """Store a new session, kept for `ttl` seconds unless claimed."""
         key = self._keys(session.id)[0]
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "data", session.dumps().decode())
+            pipe.hset(key, mapping={"data": session.dumps().decode(), "token": session.token_hash})
             pipe.pexpire(key, _ms(ttl))
             await pipe.execute()
 
@@ -111,6 +130,17 @@ class RedisSessionStore:
         """Set the record's `name` to `value` unless set before; on success keep it `ttl` s."""
         won = await self._claim(keys=self._keys(session_id), args=[name, value, _ms(ttl)])
         return bool(won)
+
+    async def attach(
+        self, session_id: str, token_hash: str, ttl: float
+    ) -> tuple[SessionView | None, bool]:
+        """The view, and whether this call claimed `start` (see `SessionStore.attach`)."""
+        reply: Any = await self._attach(keys=self._keys(session_id), args=[token_hash, _ms(ttl)])
+        data, start, end, won = reply
+        if data is None:
+            return None, False
+        view = SessionView(Session.loads(data), str(start) if start else None, end is not None)
+        return view, bool(won)
 
     async def append(self, session_id: str, text: str) -> str:
         """Add a piece of the answer to the log; returns its event id."""

@@ -140,20 +140,19 @@ class SessionService:
         self, session_id: str, token: str | None, last_event_id: str | None, starter: Starter
     ) -> AsyncGenerator[LogEntry | None, None] | None:
         """Check the viewer, start generation on the first attach; None when nothing is left."""
-        view = await self.store.view(session_id)
+        if last_event_id is not None and not self.store.valid_event_id(last_event_id):
+            raise InvalidRequest("Malformed Last-Event-ID", param="Last-Event-ID")
+        claim_ttl = self.ttl + self.max_seconds + 5
+        view, won = await self.store.attach(session_id, hash_token(token or ""), claim_ttl)
         if view is None:
             raise NotFound("No such stream (unknown or expired)")
         if not token_matches(token, view.session.token_hash):
             raise Unauthorized("Wrong access_token for this stream", code="invalid_token")
-        if last_event_id is not None and not self.store.valid_event_id(last_event_id):
-            raise InvalidRequest("Malformed Last-Event-ID", param="Last-Event-ID")
         if view.finished and (
             last_event_id is None or not await self.store.read(session_id, last_event_id, 0)
         ):
             return None
-        if view.started is None and await self.store.claim(
-            session_id, "start", "run", self.ttl + self.max_seconds + 5
-        ):
+        if won:
             if watcher := self._expiry.pop(session_id, None):
                 watcher.cancel()
             if not isinstance(self.store, MemorySessionStore):

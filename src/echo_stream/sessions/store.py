@@ -30,6 +30,12 @@ class SessionStore(Protocol):
     async def claim(self, session_id: str, name: str, value: str, ttl: float) -> bool:
         """Set the record's `name` to `value` unless set before; on success keep it `ttl` s."""
 
+    async def attach(
+        self, session_id: str, token_hash: str, ttl: float
+    ) -> tuple[SessionView | None, bool]:
+        """The view, and whether this call claimed `start` ("run", kept `ttl` s): only for the
+        right token, on a session neither started nor finished. One round trip."""
+
     async def append(self, session_id: str, text: str) -> str:
         """Add a piece of the answer to the log; returns its event id."""
 
@@ -103,6 +109,15 @@ class MemorySessionStore:
         record.fields[name] = value
         record.expires_at = max(record.expires_at, self._clock() + ttl)
         return True
+
+    async def attach(
+        self, session_id: str, token_hash: str, ttl: float
+    ) -> tuple[SessionView | None, bool]:
+        """The view, and whether this call claimed `start` (see `SessionStore.attach`)."""
+        view = await self.view(session_id)
+        if view is None or view.finished or view.session.token_hash != token_hash:
+            return view, False
+        return view, await self.claim(session_id, "start", "run", ttl)
 
     def _add(self, session_id: str, text: str, end: dict[str, Any] | None) -> _Record:
         record = self._live(session_id)
