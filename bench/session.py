@@ -11,8 +11,8 @@ stream the same fake upstream answer (`gpt-bench-c200-d0`: all at once, so burst
 together; and `gpt-bench-c200-d2`: 2 ms apart, one event per chunk). Reported per load:
 
 - time to first event: request sent -> first content event (for a session: the GET, which starts
-  generation, read by a raw httptools client like the load generator's; the init round trip,
-  made with httpx, is shown apart);
+  generation; sessions are driven by a raw httptools client on keep-alive connections, like the
+  load generator's, and the init round trip is shown apart);
 - gateway CPU per 1,000 upstream chunks: the gateway's utime+stime over the load, divided by the
   content chunks the upstream streamed (the session face merges a burst into one event, so
   upstream chunks are the fair unit);
@@ -98,6 +98,25 @@ class _EventReader:
         self.complete = True
 
 
+class _JsonReader:
+    """One JSON response, parsed with httptools."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = b""
+        self.complete = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
 class _StreamConnection:
     """A keep-alive connection that GETs session streams one after another, like a load client."""
 
@@ -121,6 +140,26 @@ class _StreamConnection:
             response.parser.feed_data(data)
         return response
 
+    async def post_json(self, target: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        """POST a JSON body; the status and the parsed reply."""
+        if self._io is None:
+            self._io = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._io
+        body = json.dumps(payload).encode()
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        response = _JsonReader()
+        while not response.complete:
+            data = await reader.read(65536)
+            if not data:
+                self.close()
+                return 0, None
+            response.parser.feed_data(data)
+        return response.status, json.loads(response.body)
+
     def close(self) -> None:
         """Close the connection (the next GET opens another)."""
         if self._io is not None:
@@ -136,9 +175,7 @@ def _p(values: list[float], q: float) -> float:
 
 
 async def _one_session(
-    client: httpx.AsyncClient,
     connection: _StreamConnection,
-    base: str,
     resume: str,
     model: str,
     expected: str,
@@ -146,15 +183,15 @@ async def _one_session(
 ) -> None:
     token = jwt.encode({"exp": int(time.time()) + 300}, SECRET, algorithm="HS256")
     started = time.perf_counter()
-    init = await client.post(
-        base + "/init-stream",
-        json={"n8nToken": token, "resumeUrl": resume, "prompt": "Say hello.", "model": model},
+    status, reply = await connection.post_json(
+        "/init-stream",
+        {"n8nToken": token, "resumeUrl": resume, "prompt": "Say hello.", "model": model},
     )
-    if init.status_code != 200:
+    if status != 200:
         out.errors += 1
         return
     out.init_ms.append((time.perf_counter() - started) * 1000)
-    url = httpx.URL(init.json()["streamUrl"])
+    url = httpx.URL(reply["streamUrl"])
     sent = time.perf_counter()
     response = await connection.get(url.raw_path.decode())
     if response.status != 200 or not response.complete:
@@ -170,23 +207,20 @@ async def _one_session(
 async def _session_load(
     port: int, resume: str, shape: StreamShape, clients: int, streams: int
 ) -> SessionLoad:
-    base = f"http://127.0.0.1:{port}"
     out = SessionLoad()
     model = model_name("openai", shape)
     expected = "".join(expected_tokens(shape.chunks))
     queue = iter(range(streams))
-    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
-    async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as client:
 
-        async def worker() -> None:
-            connection = _StreamConnection(port)
-            try:
-                for _ in queue:
-                    await _one_session(client, connection, base, resume, model, expected, out)
-            finally:
-                connection.close()
+    async def worker() -> None:
+        connection = _StreamConnection(port)
+        try:
+            for _ in queue:
+                await _one_session(connection, resume, model, expected, out)
+        finally:
+            connection.close()
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+    await asyncio.gather(*(worker() for _ in range(clients)))
     return out
 
 
