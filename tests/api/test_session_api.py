@@ -335,3 +335,15 @@ def test_a_gateway_shutting_down_mid_answer_still_calls_back() -> None:
         assert payload["status"] == "cancelled"
         assert payload["answer"].startswith(text_of(part.events))
         assert payload["tokens_estimated"] is True  # the mock's usage comes at the end
+
+
+def test_several_workers_without_redis_get_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from echo_stream.sessions.service import SessionService
+
+    with caplog.at_level(logging.WARNING, logger="echo_stream.sessions.service"):
+        SessionService.from_settings(make_settings(jwt_secret=SECRET, workers=2))
+    assert "REDIS_URL" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="echo_stream.sessions.service"):
+        SessionService.from_settings(make_settings(jwt_secret=SECRET, workers=1))
+    assert caplog.text == ""

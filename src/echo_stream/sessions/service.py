@@ -78,6 +78,12 @@ class SessionService:
             store = RedisSessionStore.from_url(settings.redis_url, prefix=prefix)
         else:
             store = MemorySessionStore()
+            if settings.workers > 1 and settings.jwt_secret is not None:
+                log.warning(
+                    "session streams keep sessions in memory: with WORKERS=%d a stream may land "
+                    "on a worker that does not know it; set REDIS_URL",
+                    settings.workers,
+                )
         return cls(
             store,
             JwtVerifier.from_settings(settings),
