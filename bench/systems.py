@@ -101,7 +101,14 @@ STORE_HEADERS = (("X-Conversation-Id", "new"),)
 
 
 def _start_gateway(
-    name: str, upstream_port: int, log_dir: Path, *, workers: int, ad_rate: str, cores: str
+    name: str,
+    upstream_port: int,
+    log_dir: Path,
+    *,
+    workers: int,
+    ad_rate: str,
+    cores: str,
+    extra_env: dict[str, str] | None = None,
 ) -> System:
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -121,6 +128,7 @@ def _start_gateway(
             "AD_INJECTION_RATE": ad_rate,
             "LOG_LEVEL": "warning",
             "DATA_DIR": str(data_dir),
+            **(extra_env or {}),
         }
     )
     proc = spawn(

@@ -34,6 +34,15 @@ _ENV = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: sync Playwright keeps an event loop running in the main thread
+    for the rest of the session, after which `asyncio.run` and async tests cannot run."""
+    browser = [i for i in items if {"page", "chromium"} & set(getattr(i, "fixturenames", ()))]
+    if browser:
+        others = [i for i in items if i not in browser]
+        items[:] = others + browser
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's provider keys or settings, nor write to ./data."""

@@ -17,12 +17,24 @@ from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
-from echo_stream.api import ads, chat, conversations, echov2, health, lobe, models, voice, web
+from echo_stream.api import (
+    ads,
+    chat,
+    conversations,
+    echov2,
+    health,
+    lobe,
+    models,
+    session,
+    voice,
+    web,
+)
 from echo_stream.api.fastpath import ChatFastPath
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.routing import build_router
+from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
 from echo_stream.speech.registry import build_speech
 from echo_stream.state import AppState
@@ -49,6 +61,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         client_keys=settings.client_keys(),
         admin_keys=settings.admin_keys(),
         speech=build_speech(settings),
+        sessions=SessionService.from_settings(settings),
     )
 
 
@@ -90,12 +103,14 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             await app_state.ads.aclose()
         if app_state.speech is not None:
             await app_state.speech.aclose()
+        await app_state.sessions.aclose()
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health, ads, echov2, conversations, voice, lobe, web):
+    session.install_log_redaction()
+    for module in (chat, models, health, ads, echov2, conversations, voice, lobe, web, session):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():

@@ -111,6 +111,27 @@ class Settings(BaseSettings):
     voice_default_llm_provider: str = ""
     # Web chat (the page at / and the ad dashboard at /admin)
     web_chat: bool = True
+    # Session streams (n8n hand-off): JWT /init-stream, sessions, callback to the Wait node
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal[
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"
+    ] = "HS256"
+    jwt_public_key: SecretStr | None = None
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_seconds: float = Field(30.0, ge=0, le=300)
+    jwt_resume_url_claim: str = "resumeUrl"
+    stream_default_model: str = "echo-mock"
+    stream_session_ttl: float = Field(60.0, gt=0)
+    stream_max_seconds: float = Field(600.0, gt=0)
+    stream_keepalive_seconds: float = Field(15.0, gt=0)
+    stream_max_prompt_chars: int = Field(100_000, ge=1)
+    n8n_allowed_origins: str = ""
+    n8n_private_hosts: str = ""
+    n8n_callback_header: str = "X-Echo-Callback-Secret"
+    n8n_callback_secret: SecretStr | None = None
+    n8n_callback_timeout: float = Field(5.0, gt=0, le=60)
+    n8n_callback_retry_seconds: float = Field(30.0, ge=0, le=600)
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

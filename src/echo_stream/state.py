@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from echo_stream.ads.engine import AdEngine
 from echo_stream.conversations.repository import ConversationRepository
 from echo_stream.routing import Router
+from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
 from echo_stream.speech.registry import Speech
 
@@ -23,3 +24,5 @@ class AppState:
     """The conversation store; opened (and migrated) by the app's lifespan."""
     speech: Speech | None = None
     """TTS providers for the voice stream (`POST /api/stream`)."""
+    sessions: SessionService = field(default_factory=SessionService.disabled)
+    """Session streams (the n8n hand-off); answers 503 until a JWT key is configured."""

@@ -1,4 +1,5 @@
-"""Serves `POST /v1/chat/completions` (and Lobe's `POST /api/chat`) straight off the ASGI scope.
+"""Serves the hot endpoints straight off the ASGI scope: `POST /v1/chat/completions`, Lobe's
+`POST /api/chat`, and the session face's `POST /init-stream` and `GET /stream/{id}`.
 
 The route stays declared in FastAPI (for its OpenAPI description and for any other path), but
 FastAPI's middleware stack wraps every `send` of a response in several layers of coroutines;
@@ -9,13 +10,17 @@ chat handler, with the same error translation, and passes everything else to Fas
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.api.chat import chat_completions
 from echo_stream.api.lobe import lobe_chat
+from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
 from echo_stream.errors import EchoError
 from echo_stream.streaming.response import send_error
 
@@ -23,18 +28,36 @@ log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 LOBE_PATH = "/api/chat"
-_HANDLERS = {CHAT_PATH: chat_completions, LOBE_PATH: lobe_chat}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_POST_HANDLERS: dict[str, Handler] = {
+    CHAT_PATH: chat_completions,
+    LOBE_PATH: lobe_chat,
+    INIT_PATH: init_stream,
+}
+
+
+def fast_handler(method: str, path: str) -> Handler | None:
+    """The handler that serves this request directly, or None (FastAPI serves it)."""
+    if method == "POST":
+        return _POST_HANDLERS.get(path)
+    if method == "GET" and path.startswith(STREAM_PREFIX):
+        session_id = path[len(STREAM_PREFIX) :]
+        if session_id and "/" not in session_id:
+            return partial(stream, session_id=session_id)
+    return None
 
 
 class ChatFastPath:
-    """An ASGI app: the streaming chat endpoints directly, the rest through `app`."""
+    """An ASGI app: the hot endpoints directly, the rest through `app`."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = _HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
+        handler = fast_handler(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if handler is None:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
@@ -44,7 +67,7 @@ class ChatFastPath:
             await send_error(send, error)
             return
         except Exception:
-            log.exception("chat request failed")
+            log.exception("%s %s failed", scope["method"], scope["path"])
             await send_error(send, EchoError("internal error"))
             return
         await response(scope, receive, send)

@@ -1,0 +1,153 @@
+"""The n8n hand-off: `POST /init-stream` (JWT in, streamUrl out) and `GET /stream/{id}`.
+
+`/init-stream` is authenticated by the workflow's JWT (`n8nToken`), checked before anything else;
+`/stream/{id}` by the stream token in `access_token` (what `new EventSource(streamUrl)` sends:
+a GET with no custom headers). The answer is generated through `run_chat`, like every face.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import JSONResponse, Response
+
+from echo_stream.api.edge import read_body
+from echo_stream.api.run import run_chat
+from echo_stream.errors import InvalidRequest
+from echo_stream.events import EventStream
+from echo_stream.faces.session import encode_session
+from echo_stream.protocol import ChatCompletionRequest, ChatMessage, StreamOptions
+from echo_stream.sessions.models import Session
+from echo_stream.sessions.service import Starter
+from echo_stream.state import AppState
+from echo_stream.streaming.response import EventStreamResponse
+
+router = APIRouter()
+
+INIT_PATH = "/init-stream"
+STREAM_PREFIX = "/stream/"
+"""Both routes are also served by `api.fastpath` (no FastAPI wrapping of each send)."""
+_INIT_BODY_LIMIT = 1024 * 1024
+_STREAM_HEADERS = {"Referrer-Policy": "no-referrer"}
+
+
+class InitStream(BaseModel):
+    """The body of `POST /init-stream` (the original contract's names)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    n8nToken: str = Field(max_length=16_384)
+    resumeUrl: str = Field(min_length=1, max_length=2048)
+    prompt: str = Field(min_length=1)
+    userId: str | int | None = Field(None, union_mode="left_to_right")
+    chatId: str | int | None = Field(None, union_mode="left_to_right")
+    model: str | None = Field(None, min_length=1, max_length=256)
+    max_tokens: int = Field(4096, ge=1, le=1_000_000)
+
+
+def _parse(body: bytes) -> tuple[str | None, dict[str, object]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    token = data.get("n8nToken")
+    return token if isinstance(token, str) else None, data
+
+
+def _validate(data: dict[str, object], max_prompt: int) -> InitStream:
+    try:
+        init = InitStream.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(part) for part in error["loc"]) or None
+        raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc
+    for name in ("userId", "chatId"):
+        if isinstance(value := getattr(init, name), str) and len(value) > 256:
+            raise InvalidRequest(f"'{name}' is longer than 256 characters", param=name)
+    if len(init.prompt) > max_prompt:
+        raise InvalidRequest(f"'prompt' is longer than {max_prompt} characters", param="prompt")
+    return init
+
+
+@router.post(INIT_PATH)
+async def init_stream(request: Request) -> Response:
+    """Verify the workflow's JWT, check resumeUrl, store a session; answer its streamUrl."""
+    state: AppState = request.app.state.echo
+    settings = state.settings
+    token, data = _parse(await read_body(request, _INIT_BODY_LIMIT))
+    claims = state.sessions.verify(token)
+    init = _validate(data, settings.stream_max_prompt_chars)
+    model = init.model or settings.stream_default_model
+    state.router.resolve(model)  # an unknown model is a 404 now, not a failed stream later
+    session_id, stream_token = await state.sessions.open(
+        claims,
+        resume_url=init.resumeUrl,
+        prompt=init.prompt,
+        model=model,
+        max_tokens=init.max_tokens,
+        user_id=init.userId,
+        chat_id=init.chatId,
+    )
+    base = (settings.public_base_url or str(request.base_url)).rstrip("/")
+    url = f"{base}/stream/{session_id}?access_token={stream_token}"
+    return JSONResponse({"ok": True, "streamUrl": url}, headers={"cache-control": "no-store"})
+
+
+def _starter(state: AppState, base_url: str) -> Starter:
+    def start(session: Session) -> tuple[str, str, EventStream]:
+        chat = ChatCompletionRequest(
+            model=session.model,
+            messages=[ChatMessage(role="user", content=session.prompt)],
+            stream=True,
+            stream_options=StreamOptions(include_usage=True),
+            max_tokens=session.max_tokens,
+            user=None if session.user_id is None else str(session.user_id),
+        )
+        run = run_chat(state, chat, client_key=None, base_url=base_url)
+        return run.provider, run.upstream_model, run.events
+
+    return start
+
+
+@router.get("/stream/{session_id}", response_model=None)
+async def stream(request: Request, session_id: str) -> Response:
+    """The session's answer as plain-text EventSource data, resuming after `Last-Event-ID`."""
+    state: AppState = request.app.state.echo
+    entries = await state.sessions.attach(
+        session_id,
+        request.query_params.get("access_token"),
+        request.headers.get("last-event-id"),
+        _starter(state, str(request.base_url)),
+    )
+    if entries is None:
+        # Finished: 204 tells EventSource to stop reconnecting.
+        return Response(status_code=204, headers={"referrer-policy": "no-referrer"})
+    return EventStreamResponse(encode_session(entries), headers=_STREAM_HEADERS)
+
+
+class RedactAccessTokens(logging.Filter):
+    """Blanks `access_token=...` in uvicorn's access log lines: stream tokens are never logged."""
+
+    _TOKEN = re.compile(r"(access_token=)[^&\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the request target argument in place; never drop the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach the redaction filter to uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactAccessTokens) for f in access.filters):
+        access.addFilter(RedactAccessTokens())

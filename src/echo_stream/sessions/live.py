@@ -1,0 +1,135 @@
+"""A session's log as this process writes it, for viewers in the same process.
+
+With Redis, the process that generates a session writes its events to the session's stream
+(so other processes, and reconnects anywhere, can read them) and ALSO keeps them here: a viewer
+attached to this process is fed from memory instead of an XREAD per event, and the writes go in
+batches (`BatchingWriter`). Event ids are the stream's, so a `Last-Event-ID` from here is valid
+everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from echo_stream.sessions.models import LogEntry
+from echo_stream.sessions.redis_store import RedisSessionStore
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+@dataclass(slots=True)
+class LiveLog:
+    """The entries written so far, and the viewers waiting for the next one."""
+
+    entries: list[LogEntry] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    closed: bool = False
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def add(self, entry: LogEntry) -> None:
+        """Record an entry the store accepted, and wake the viewers."""
+        self.positions[entry.id] = len(self.entries)
+        self.entries.append(entry)
+        self._wake()
+
+    def close(self) -> None:
+        """No more entries will come (the end was written, or the session was lost)."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            _resolve(waiter)
+        self._waiters.clear()
+
+    def knows(self, after: str | None) -> bool:
+        """Whether a viewer that saw `after` can be served from here."""
+        return after is None or after in self.positions
+
+    async def follow(
+        self, after: str | None, keepalive: float
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """Entries after `after` as they come; None after `keepalive` idle seconds."""
+        position = 0 if after is None else self.positions[after] + 1
+        loop = asyncio.get_running_loop()
+        while True:
+            while position < len(self.entries):
+                entry = self.entries[position]
+                position += 1
+                yield entry
+                if entry.end is not None:
+                    return
+            if self.closed:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = loop.call_later(keepalive, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+            if position == len(self.entries) and not self.closed:
+                yield None
+
+
+class BatchingWriter:
+    """The generating process's writer for a shared (Redis) store.
+
+    It numbers the events itself (stream ids `0-1`, `0-2`, ...: valid, increasing, and known
+    before the write), feeds the live log at once, and writes to the store in batches at most
+    every `linger` seconds, so a fast answer costs a few Redis calls per second rather than one
+    per event. Other processes see an event at most `linger` later; the end is written after
+    everything before it.
+    """
+
+    def __init__(self, store: RedisSessionStore, live: LiveLog, linger: float = 0.05) -> None:
+        self._store = store
+        self._live = live
+        self._linger = linger
+        self._count = 0
+        self._pending: list[tuple[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._failure: KeyError | None = None
+
+    def _next_id(self) -> str:
+        self._count += 1
+        return f"0-{self._count}"
+
+    async def append(self, session_id: str, text: str) -> str:
+        """Show the piece to local viewers now; write it with the next batch."""
+        if self._failure is not None:
+            raise self._failure
+        entry_id = self._next_id()
+        self._pending.append((entry_id, text))
+        self._live.add(LogEntry(entry_id, text))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush_later(session_id))
+        return entry_id
+
+    async def _flush_later(self, session_id: str) -> None:
+        await asyncio.sleep(self._linger)
+        self._flusher = None
+        await self._flush(session_id)
+
+    async def _flush(self, session_id: str) -> None:
+        batch, self._pending = self._pending, []
+        if batch and self._failure is None:
+            try:
+                await self._store.append_many(session_id, batch)
+            except KeyError as exc:
+                self._failure = exc
+
+    async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
+        """Write what is pending, then the end."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        await self._flush(session_id)
+        entry_id = await self._store.finish(session_id, end, ttl, self._next_id())
+        self._live.add(LogEntry(entry_id, end=end))
+        return entry_id
