@@ -31,6 +31,17 @@ _ENV = (
     "AD_INJECTION_RATE",
     "AD_FREE_KEYS",
     "DATABASE_URL",
+    # The upstream client reads these itself: tests talk to loopback upstreams directly.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 )
 
 

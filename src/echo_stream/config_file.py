@@ -9,17 +9,21 @@
         aliases: [gpt4]
 
 A bad file stops start-up with a `ConfigError` naming the file, the entry and the problem.
+`provider:` is any name in `providers.registry`. Variables named by `api_key_env` are read like
+every setting: the environment first, then `.env`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-ProviderKind = Literal["openai", "anthropic", "google", "mock"]
+from echo_stream.providers.registry import SPECS
+from echo_stream.settings import Settings
 
 
 class ConfigError(ValueError):
@@ -30,15 +34,39 @@ class ModelDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    provider: ProviderKind
+    provider: str
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
     aliases: list[str] = Field(default_factory=list)
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in SPECS:
+            raise ValueError(f"unknown provider '{value}': one of {', '.join(SPECS)}")
+        return value
+
     @property
     def upstream_model(self) -> str:
         return self.model or self.name
+
+
+def variable(settings: Settings, name: str) -> str | None:
+    """A variable's value as settings see it: a settings field of that name (environment, then
+    `.env`), else the environment, else the `.env` file; None when unset or empty."""
+    field = name.lower()
+    if field in Settings.model_fields:
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return str(value) if value else None
+    if found := os.environ.get(name):
+        return found
+    env_file = settings.model_config.get("env_file")
+    if isinstance(env_file, str) and Path(env_file).is_file():
+        return dotenv_values(env_file).get(name) or None
+    return None
 
 
 def load_config(path: str) -> list[ModelDeclaration]:

@@ -6,6 +6,7 @@
     ├── NotFound              404 no such resource (an expired ad link, ads switched off)
     │   └── ModelNotFound     404 no route for the model name
     ├── PayloadTooLarge       413 request body over the limit
+    ├── StoreUnavailable      503 a backing store (Redis) is down, frozen or unreachable
     └── UpstreamError         a provider failed; carries the status we answer with
         ├── UpstreamRejected  4xx from the provider, passed through with its meaning
         ├── RateLimited       429, keeps the provider's Retry-After
@@ -84,6 +85,14 @@ class PayloadTooLarge(EchoError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class StoreUnavailable(EchoError):
+    """A backing store did not answer in time; the request may be tried again later."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
 
 
 class UpstreamError(EchoError):

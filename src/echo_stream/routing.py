@@ -1,47 +1,45 @@
 """Model name -> provider adapter + upstream model, through a table rather than a ladder of ifs.
 
-Without a config file: `echo-mock` and `mock/*` go to the mock; `openai/X`, `anthropic/X` and
-`google/X` name their provider explicitly; otherwise the name's prefix decides (`gpt-*`, `o1*`,
-`o3*`, `o4*`, `chatgpt-*` -> OpenAI, `claude-*` -> Anthropic, `gemini-*` -> Google). With a
-config file, exactly the declared names and aliases route.
+Without a config file: `name/X` sends X to the provider called `name` (`openai/`, `anthropic/`,
+`google/`; `mock/X` keeps its whole name); a built-in catalog name goes to its provider;
+otherwise the name's prefix decides (each spec's `prefixes`: `gpt-*`, `o1*`, `o3*`, `o4*`,
+`chatgpt-*` -> OpenAI, `claude-*` -> Anthropic, `gemini-*` -> Google). With a config file,
+exactly the declared names and aliases route. Every provider fact comes from
+`providers.registry`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
 
-from echo_stream.catalog import CATALOG
-from echo_stream.config_file import ConfigError, ModelDeclaration
-from echo_stream.errors import ModelNotFound
-from echo_stream.providers.anthropic import AnthropicProvider
-from echo_stream.providers.base import Provider
-from echo_stream.providers.google import GoogleProvider
+from echo_stream.config_file import ConfigError, ModelDeclaration, variable
+from echo_stream.errors import InvalidRequest, ModelNotFound
+from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
 from echo_stream.providers.http import UpstreamOptions, make_client
-from echo_stream.providers.mock import MockProvider
-from echo_stream.providers.openai import OpenAIProvider
+from echo_stream.providers.registry import SPECS
+from echo_stream.providers.transport.base import Limits
 from echo_stream.settings import Settings
 
-EXPLICIT = {"openai/": "openai", "anthropic/": "anthropic", "google/": "google"}
-PREFIXES = (
-    ("mock/", "mock"),
-    ("gpt-", "openai"),
-    ("chatgpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("claude-", "anthropic"),
-    ("gemini-", "google"),
-)
-KEY_VARIABLES = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "google": "GOOGLE_API_KEY",
-}
-DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}")
+"""What a model name may be: 1 to 256 of `A-Z a-z 0-9 . _ : / @ + -`, starting with a letter
+or digit, without `..` or `//`. Covers every provider's names (`gpt-4o`, `claude-sonnet-4-5`,
+`gemini-2.5-flash`, `openai/gpt-4o`, Ollama's `llama3:8b`, OpenRouter's `meta-llama/x:free`)."""
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a model name outside `MODEL_NAME` with a 400 on `model`."""
+    if MODEL_NAME.fullmatch(name) is None or ".." in name or "//" in name:
+        shown = name[:80].encode("unicode_escape").decode("ascii")
+        raise InvalidRequest(
+            f"Invalid model name '{shown}': use 1-256 of A-Z a-z 0-9 . _ : / @ + - "
+            "(starting with a letter or digit, no '..' or '//')",
+            param="model",
+            code="invalid_model_name",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,6 @@ class ModelCard:
 
 
 Transport = httpx.AsyncBaseTransport | None
-ProviderFactory = Callable[[Settings, str | None, str | None, Transport], Provider]
 
 
 def _options(settings: Settings) -> UpstreamOptions:
@@ -68,44 +65,25 @@ def _options(settings: Settings) -> UpstreamOptions:
         read_timeout=settings.upstream_read_timeout,
         max_retries=settings.upstream_max_retries,
         max_connections=settings.upstream_max_connections,
+        idle_timeout=settings.upstream_idle_timeout,
+        limits=Limits(
+            max_head_bytes=settings.upstream_max_head_bytes,
+            max_event_bytes=settings.upstream_max_event_bytes,
+            max_body_bytes=settings.upstream_max_body_bytes,
+        ),
     )
 
 
-def _openai(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
-    options = _options(settings)
-    client = make_client(options, transport)
-    return OpenAIProvider(url or DEFAULT_OPENAI_URL, key, options, client)
-
-
-def _anthropic(
-    settings: Settings, url: str | None, key: str | None, transport: Transport
+def _create(
+    spec: ProviderSpec,
+    settings: Settings,
+    base_url: str | None,
+    key: str | None,
+    transport: Transport,
 ) -> Provider:
     options = _options(settings)
-    return AnthropicProvider(
-        url or settings.anthropic_base_url,
-        key or "",
-        options,
-        default_max_tokens=settings.anthropic_default_max_tokens,
-        client=make_client(options, transport),
-    )
-
-
-def _google(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
-    options = _options(settings)
-    client = make_client(options, transport)
-    return GoogleProvider(url or settings.google_base_url, key or "", options, client)
-
-
-def _mock(settings: Settings, url: str | None, key: str | None, transport: Transport) -> Provider:
-    return MockProvider(settings.mock_delay_ms)
-
-
-FACTORIES: dict[str, ProviderFactory] = {
-    "openai": _openai,
-    "anthropic": _anthropic,
-    "google": _google,
-    "mock": _mock,
-}
+    client = make_client(options, transport) if spec.uses_http else None
+    return spec.factory(ProviderSetup(settings, base_url, key, options, client))
 
 
 class Router:
@@ -118,6 +96,7 @@ class Router:
         listed: list[ModelCard],
         prefix_providers: dict[str, Provider] | None = None,
     ) -> None:
+        """`exact` names first; then, without a config file, by prefix to `prefix_providers`."""
         self._providers = list(providers)
         self._exact = exact
         self._listed = listed
@@ -125,7 +104,9 @@ class Router:
         self._prefix = prefix_providers
 
     def resolve(self, name: str) -> Route:
-        """The route for `name`, or `ModelNotFound` saying what to do about it."""
+        """The route for `name`; `InvalidRequest` for a name outside `MODEL_NAME`, or
+        `ModelNotFound` saying what to do about it."""
+        check_model_name(name)
         route = self._exact.get(name)
         if route is not None:
             return route
@@ -138,7 +119,7 @@ class Router:
         if provider is None:
             raise ModelNotFound(
                 f"The model '{name}' needs the {kind} provider, which is not configured: "
-                f"set {KEY_VARIABLES[kind]}",
+                f"set {SPECS[kind].key_variables[0]}",
                 param="model",
             )
         return Route(provider, upstream)
@@ -158,15 +139,28 @@ class Router:
 
 
 def _kind_of(name: str) -> tuple[str | None, str]:
-    for prefix, kind in EXPLICIT.items():
-        if name.startswith(prefix) and len(name) > len(prefix):
+    for kind, spec in SPECS.items():
+        prefix = kind + "/"
+        if spec.strip_name_prefix and name.startswith(prefix) and len(name) > len(prefix):
             return kind, name[len(prefix) :]
-    if name == "echo-mock":
-        return "mock", name
-    for prefix, kind in PREFIXES:
-        if name.startswith(prefix):
+    for kind, spec in SPECS.items():
+        if name in spec.catalog:
+            return kind, name
+    for kind, spec in SPECS.items():
+        if name.startswith(spec.prefixes):
             return kind, name
     return None, name
+
+
+def _key(settings: Settings, spec: ProviderSpec) -> str | None:
+    for name in spec.key_variables:
+        if value := variable(settings, name):
+            return value
+    return None
+
+
+def _base_url(settings: Settings, spec: ProviderSpec) -> str | None:
+    return variable(settings, spec.base_url_variable) if spec.base_url_variable else None
 
 
 def build_router(
@@ -180,17 +174,13 @@ def build_router(
     """
     if declarations is not None:
         return _declared_router(settings, declarations, transport)
-    providers: dict[str, Provider] = {"mock": _mock(settings, None, None, None)}
-    if settings.openai_api_key or settings.openai_base_url:
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        providers["openai"] = _openai(settings, settings.openai_base_url, key, transport)
-    if settings.anthropic_api_key:
-        key = settings.anthropic_api_key.get_secret_value()
-        providers["anthropic"] = _anthropic(settings, None, key, transport)
-    if settings.google_api_key:
-        key = settings.google_api_key.get_secret_value()
-        providers["google"] = _google(settings, None, key, transport)
-    listed = [ModelCard(name, kind) for kind in providers for name in CATALOG[kind]]
+    providers: dict[str, Provider] = {}
+    for kind, spec in SPECS.items():
+        key, base_url = _key(settings, spec), _base_url(settings, spec)
+        enabled = not spec.key_variables or key or (not spec.key_required and base_url)
+        if enabled:
+            providers[kind] = _create(spec, settings, base_url, key, transport)
+    listed = [ModelCard(name, kind) for kind in providers for name in SPECS[kind].catalog]
     return Router(providers.values(), {}, listed, prefix_providers=providers)
 
 
@@ -201,12 +191,12 @@ def _declared_router(
     exact: dict[str, Route] = {}
     listed: list[ModelCard] = []
     for declaration in declarations:
-        key = _declared_key(settings, declaration)
-        base_url = declaration.base_url or _default_base_url(settings, declaration.provider)
+        spec = SPECS[declaration.provider]
+        key = _declared_key(settings, spec, declaration)
+        base_url = declaration.base_url or _base_url(settings, spec)
         pool_key = (declaration.provider, base_url, declaration.api_key_env)
         if pool_key not in pools:
-            factory = FACTORIES[declaration.provider]
-            pools[pool_key] = factory(settings, base_url, key, transport)
+            pools[pool_key] = _create(spec, settings, base_url, key, transport)
         route = Route(pools[pool_key], declaration.upstream_model)
         for name in (declaration.name, *declaration.aliases):
             exact[name] = route
@@ -214,30 +204,18 @@ def _declared_router(
     return Router(pools.values(), exact, listed)
 
 
-def _default_base_url(settings: Settings, kind: str) -> str | None:
-    return {
-        "openai": settings.openai_base_url,
-        "anthropic": settings.anthropic_base_url,
-        "google": settings.google_base_url,
-    }.get(kind)
-
-
-def _declared_key(settings: Settings, declaration: ModelDeclaration) -> str | None:
-    if declaration.provider == "mock":
+def _declared_key(
+    settings: Settings, spec: ProviderSpec, declaration: ModelDeclaration
+) -> str | None:
+    if not spec.key_variables and declaration.api_key_env is None:
         return None
-    variable = declaration.api_key_env or KEY_VARIABLES[declaration.provider]
-    if declaration.api_key_env is None:
-        secret = {
-            "openai": settings.openai_api_key,
-            "anthropic": settings.anthropic_api_key,
-            "google": settings.google_api_key,
-        }[declaration.provider]
-        value = secret.get_secret_value() if secret else None
+    if declaration.api_key_env is not None:
+        name, value = declaration.api_key_env, variable(settings, declaration.api_key_env)
     else:
-        value = os.environ.get(variable)
-    if not value and (declaration.provider != "openai" or declaration.api_key_env):
+        name, value = spec.key_variables[0], _key(settings, spec)
+    if not value and (spec.key_required or declaration.api_key_env):
         raise ConfigError(
-            f"model '{declaration.name}': {variable} is not set "
+            f"model '{declaration.name}': {name} is not set "
             f"(the {declaration.provider} provider needs a key)"
         )
     return value or None

@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     n8n_callback_secret: SecretStr | None = None
     n8n_callback_timeout: float = Field(5.0, gt=0, le=60)
     n8n_callback_retry_seconds: float = Field(30.0, ge=0, le=600)
+    # Upstream boundary (issue 7): limits on what an upstream may send, store timeouts
+    upstream_max_head_bytes: int = Field(64 * 1024, ge=1024)
+    upstream_max_event_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    upstream_max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    upstream_idle_timeout: float = Field(60.0, gt=0)
+    redis_timeout: float = Field(1.0, gt=0)
+    ad_max_click_targets: int = Field(50_000, ge=1)
+    ad_max_tracked_users: int = Field(20_000, ge=1)
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

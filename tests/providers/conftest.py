@@ -1,5 +1,12 @@
-"""Shared helpers for the provider tests: a fake upstream on `httpx.MockTransport`, the stream
-fixtures, byte re-splitting for hypothesis, and small readers of event lists.
+"""Shared helpers for the provider tests: a scripted fake upstream served over loopback to the
+production client, the stream fixtures, byte re-splitting for hypothesis, and small readers of
+event lists.
+
+`FakeUpstream.client()` is a real `FastClient` whose plain-http traffic goes, as to an HTTP
+proxy, to a loopback server (`_Bridge`) that answers each request with the fake's scripted
+reply: adapters keep their base URLs (`http://up/v1`) while the production client's pooling,
+parsing, framing and timeouts are in the loop. `client(over_httpx=True)` keeps the old
+`httpx.MockTransport` path for the few tests of httpx's own error mapping.
 
 The helpers are plain functions and classes (imported with `from .conftest import ...`) because
 hypothesis tests cannot use function-scoped pytest fixtures.
@@ -7,19 +14,28 @@ hypothesis tests cannot use function-scoped pytest fixtures.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import itertools
-from collections.abc import AsyncIterator, Iterable, Sequence
+import ssl
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
+import trustme
 from hypothesis import strategies as st
 
 from echo_stream.events import FLUSH, Event, EventStream, RefusalDelta, TextDelta, ToolCallDelta
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.http import UpstreamOptions, make_client
+from echo_stream.providers.transport.base import UpstreamClient
+from echo_stream.providers.transport.fastclient import FastClient
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "streams"
 
@@ -121,8 +137,15 @@ class FakeUpstream:
         parsed: dict[str, Any] = orjson.loads(self.last.content)
         return parsed
 
-    def client(self, max_retries: int = 0) -> httpx.AsyncClient:
-        return make_client(options(max_retries), transport=httpx.MockTransport(self.handler))
+    def client(self, max_retries: int = 0, *, over_httpx: bool = False) -> UpstreamClient:
+        """The production client wired to this fake over loopback (or httpx's MockTransport)."""
+        if over_httpx:
+            return make_client(options(max_retries), transport=httpx.MockTransport(self.handler))
+        bridge = _Bridge.start(self)
+        proxies = {"http": bridge.url, "https": bridge.url}
+        return FastClient(
+            connect_timeout=5, read_timeout=1.0, proxies=proxies, ssl_context=_tls().client
+        )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -140,12 +163,21 @@ class FakeUpstream:
 
 
 class _Body(httpx.AsyncByteStream):
-    """A streamed response body that remembers whether the client closed it."""
+    """A streamed response body that remembers whether the client closed it (over loopback:
+    whether the response ended or the client left, which the bridge learns a moment later)."""
 
     def __init__(self, pieces: Sequence[bytes], then_raise: Exception | None) -> None:
         self._pieces = pieces
         self._then_raise = then_raise
-        self.closed = False
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed; waits up to 5 s for the bridge's thread to notice."""
+        return self._closed.wait(5)
+
+    def mark_closed(self) -> None:
+        self._closed.set()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for piece in self._pieces:
@@ -154,7 +186,158 @@ class _Body(httpx.AsyncByteStream):
             raise self._then_raise
 
     async def aclose(self) -> None:
-        self.closed = True
+        self._closed.set()
+
+
+class _Bridge:
+    """A loopback server answering absolute-form requests with a `FakeUpstream`'s replies.
+
+    A reply that raises `httpx.ConnectTimeout` becomes a 504 and any other raised error a 502
+    (what a proxy answers when it cannot reach the upstream); a stream's `then_raise` becomes
+    silence until the client leaves (`httpx.ReadTimeout`, so the client's read timeout fires)
+    or an abrupt reset (anything else).
+    """
+
+    running: list[_Bridge] = []
+
+    def __init__(self, upstream: FakeUpstream) -> None:
+        self._upstream = upstream
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self.url = ""
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.start()
+        started.wait(5)
+
+    @classmethod
+    def start(cls, upstream: FakeUpstream) -> _Bridge:
+        bridge = cls(upstream)
+        cls.running.append(bridge)
+        return bridge
+
+    def _run(self, started: threading.Event) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            started.set()
+            async with server:
+                await self._stop.wait()
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:  # connections the client still keeps pooled
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=5)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        origin = [""]  # set by CONNECT: the https origin the tunnel's requests are for
+        quiet = (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, asyncio.CancelledError)
+        with contextlib.suppress(*quiet):  # cancelled: the bridge is closing
+            while await self._one(reader, writer, origin):
+                pass
+        writer.close()
+
+    async def _one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: list[str]
+    ) -> bool:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        request_line, *lines = head.rstrip("\r\n").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        if method == "CONNECT":  # https: end the tunnel here, with a certificate for the host
+            host, port = target.rsplit(":", 1)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await writer.start_tls(_tls().server)
+            origin[0] = f"https://{host}" + ("" if port == "443" else f":{port}")
+            return True
+        target = origin[0] + target if target.startswith("/") else target
+        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
+        length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
+        content = await reader.readexactly(length)
+        request = httpx.Request(method, target, headers=headers, content=content)
+        try:
+            response = self._upstream.handler(request)
+        except httpx.HTTPError as exc:
+            status = 504 if isinstance(exc, httpx.ConnectTimeout) else 502
+            error = orjson.dumps({"error": {"message": f"upstream connect error: {exc}"}})
+            writer.write(_head(status, {"content-length": str(len(error))}) + error)
+            await writer.drain()
+            return True
+        if not isinstance(response.stream, _Body):
+            body = response.content
+            fields = {**response.headers, "content-length": str(len(body))}
+            writer.write(_head(response.status_code, fields) + body)
+            await writer.drain()
+            return True
+        return await self._stream(reader, writer, response, response.stream)
+
+    async def _stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        response: httpx.Response,
+        body: _Body,
+    ) -> bool:
+        fields = {**response.headers, "transfer-encoding": "chunked"}
+        writer.write(_head(response.status_code, fields))
+        try:
+            for piece in body._pieces:
+                if piece:
+                    writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+            if isinstance(body._then_raise, httpx.ReadTimeout):
+                await reader.read()  # silence until the client gives up and closes
+                return False
+            if body._then_raise is not None:
+                writer.transport.abort()
+                return False
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        finally:
+            body.mark_closed()
+
+
+@dataclass(frozen=True)
+class _TLS:
+    client: ssl.SSLContext
+    server: ssl.SSLContext
+
+
+@functools.cache
+def _tls() -> _TLS:
+    """A test CA whose one certificate covers every `*.example.test` host the tests use."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("*.example.test", "example.test").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return _TLS(client, server)
+
+
+def _head(status: int, fields: Iterable[tuple[str, str]] | dict[str, str]) -> bytes:
+    items = fields.items() if isinstance(fields, dict) else fields
+    lines = [f"HTTP/1.1 {status} {httpx.codes.get_reason_phrase(status) or 'Status'}"]
+    lines += [
+        f"{k}: {v}" for k, v in items if k.lower() not in ("content-length", "transfer-encoding")
+    ]
+    lines += [f"{k}: {v}" for k, v in items if k.lower() in ("content-length", "transfer-encoding")]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@pytest.fixture(autouse=True)
+def _close_bridges() -> Iterator[None]:
+    yield
+    while _Bridge.running:
+        _Bridge.running.pop().close()
 
 
 def options(max_retries: int = 0) -> UpstreamOptions:

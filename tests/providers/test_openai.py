@@ -444,9 +444,11 @@ async def test_connect_error_is_retried_before_the_first_byte() -> None:
 
 async def test_connect_timeout_is_a_timeout() -> None:
     upstream = FakeUpstream(httpx.ConnectTimeout("timed out"))
+    client = upstream.client(over_httpx=True)  # a loopback upstream cannot be slow to accept
+    adapter = OpenAIProvider(BASE_URL, "sk-test-123", options(), client=client)
 
     with pytest.raises(UpstreamTimeout) as caught:
-        await run(upstream)
+        await collect(adapter.stream(chat(), "gpt-4o-mini"))
 
     assert caught.value.status == 504
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echo_stream.streaming.sse import SSEDecoder, SSEEvent
+from echo_stream.streaming.sse import SSEDecoder, SSEEvent, SSELimitExceeded
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "streams"
 FIXTURE_NAMES = sorted(path.name for path in FIXTURES.glob("*.sse"))
@@ -164,3 +164,45 @@ def test_multi_line_data_is_joined_with_newlines() -> None:
 
 def test_data_without_a_space_after_the_colon() -> None:
     assert decode([b"data:{}\n\n"]) == [(None, b"{}")]
+
+
+# --- limits and linear work ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("piece", [1024, 4096, 65536])
+def test_a_one_megabyte_event_costs_work_linear_in_its_size(piece: int) -> None:
+    payload = b"x" * (1024 * 1024)
+    data = b"data: " + payload + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=2 * 1024 * 1024)
+    events: list[SSEEvent] = []
+    for start in range(0, len(data), piece):
+        events.extend(decoder.feed(data[start : start + piece]))
+    assert events == [(None, payload)]
+    # Re-copying the buffer on every read (the old decoder) joined ~len**2 / (2 * piece) bytes:
+    # about 512 MB for 1 KiB reads. Here each byte is joined once.
+    assert decoder.bytes_joined <= len(data)
+
+
+def test_an_endless_line_is_refused_once_over_the_limit() -> None:
+    decoder = SSEDecoder(max_event_bytes=10_000)
+    decoder.feed(b"data: " + b"x" * 9000)
+    with pytest.raises(SSELimitExceeded):
+        decoder.feed(b"x" * 2000)
+
+
+def test_an_overlong_line_inside_one_read_is_refused() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(SSELimitExceeded):
+        decoder.feed(b"data: " + b"y" * 5000 + b"\n\n")
+
+
+def test_an_event_of_many_short_lines_is_refused_once_over_the_limit() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(SSELimitExceeded):
+        for _ in range(100):
+            decoder.feed(b"data: " + b"z" * 50 + b"\n")
+
+
+def test_events_at_the_limit_pass() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    assert decoder.feed(b"data: " + b"a" * 994 + b"\n\n") == [(None, b"a" * 994)]

@@ -90,6 +90,10 @@ class AdEngine:
             settings.redis_url,
             prefix=settings.redis_key_prefix + "ads:",
             max_window_s=max(DEFAULT_MAX_WINDOW_S, settings.ad_cap_window_seconds),
+            track_clicks=settings.ad_track_clicks,
+            timeout=settings.redis_timeout,
+            max_click_targets=settings.ad_max_click_targets,
+            max_users=settings.ad_max_tracked_users,
         )
         return cls(settings, load_inventory(settings.ads_file), store)
 

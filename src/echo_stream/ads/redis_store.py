@@ -15,19 +15,33 @@ Key layout, all under the store's prefix (default "echo:ads:"):
 Every method is a single round trip: several commands go in one pipeline, and a click (resolve,
 mark clicked, count) is one Lua script so that concurrent clicks on one impression count once.
 The counters never expire; `reset` deletes the prefix's keys with SCAN, never KEYS or FLUSHDB.
+
+Failing soft: every call has a connect and a socket timeout (`timeout`, default 1 s), is not
+retried by the client, and is bounded as a whole; a Redis that is down or frozen makes a method
+raise `StoreUnavailable` (a 503) within about that time instead of hanging, and `ping` says
+False. The ad engine treats a failing store as "no ad", so chat keeps working.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from echo_stream.ads.store import DEFAULT_MAX_WINDOW_S, PLACED, AdCounters, AdStats, Impression
 from echo_stream.ads.timeline import RETENTION_S, TimelinePoint, bucket_of, buckets_until
+from echo_stream.errors import StoreUnavailable
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_S = 1.0
 
 # KEYS[1] the impression hash, KEYS[2] the clicks hash, KEYS[3] this minute's bucket;
 # ARGV[1] the bucket's TTL in ms. Returns the URL, or nil when unknown.
@@ -66,11 +80,15 @@ class RedisAdStore:
         *,
         prefix: str = "echo:ads:",
         max_window_s: float = DEFAULT_MAX_WINDOW_S,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        track_clicks: bool = True,
     ) -> None:
         """Use `client` (which must decode responses); the store closes it on `close`."""
         if max_window_s <= 0:
             raise ValueError(f"max_window_s must be positive, got {max_window_s}")
         self._redis = client
+        self._timeout = timeout
+        self._track_clicks = track_clicks
         self._prefix = prefix
         self._max_window_s = max_window_s
         self._impressions_key = f"{prefix}impressions"
@@ -85,10 +103,41 @@ class RedisAdStore:
         *,
         prefix: str = "echo:ads:",
         max_window_s: float = DEFAULT_MAX_WINDOW_S,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        track_clicks: bool = True,
     ) -> RedisAdStore:
         """A store with its own connection pool to `url`; it connects on first use."""
-        client = Redis.from_url(url, decode_responses=True)
-        return cls(client, prefix=prefix, max_window_s=max_window_s)
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(
+            client,
+            prefix=prefix,
+            max_window_s=max_window_s,
+            timeout=timeout,
+            track_clicks=track_clicks,
+        )
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one round trip, bounded in time; any failure is `StoreUnavailable`."""
+        try:
+            # The socket timeouts bound each read and connect; this bounds the whole call
+            # (a connect plus a command), whatever the client does inside.
+            async with asyncio.timeout(self._timeout * 2 + 0.1):
+                return await operation()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"the ad store (Redis) is unavailable: {exc!r}") from exc
+
+    async def ping(self) -> bool:
+        """Whether Redis answers within the store's timeout."""
+        try:
+            return bool(await self._call(self._redis.ping))
+        except StoreUnavailable:
+            return False
 
     def _recent_key(self, user_key: str) -> str:
         return f"{self._prefix}recent:{user_key}"
@@ -100,8 +149,10 @@ class RedisAdStore:
         return f"{self._prefix}minute:{bucket_of(at)}"
 
     async def recent_ads(self, user_key: str, window_s: float, now: float) -> list[str]:
-        members = await self._redis.zrangebyscore(
-            self._recent_key(user_key), f"({now - window_s!r}", "+inf"
+        members = await self._call(
+            lambda: self._redis.zrangebyscore(
+                self._recent_key(user_key), f"({now - window_s!r}", "+inf"
+            )
         )
         # Impression ids are URL-safe base64, so the first colon ends them; ad ids may hold more.
         return [str(member).split(":", 1)[1] for member in members]
@@ -109,32 +160,37 @@ class RedisAdStore:
     async def record_impression(self, imp: Impression, *, click_ttl_s: float) -> None:
         recent_key = self._recent_key(imp.user_key)
         impression_key = self._impression_key(imp.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(self._impressions_key, imp.ad_id, 1)
-            pipe.zadd(recent_key, {f"{imp.id}:{imp.ad_id}": imp.at})
-            pipe.zremrangebyscore(recent_key, "-inf", imp.at - self._max_window_s)
-            pipe.pexpire(recent_key, _milliseconds(self._max_window_s))
-            pipe.hset(impression_key, mapping={"ad": imp.ad_id, "url": imp.url})
-            pipe.pexpire(impression_key, _milliseconds(click_ttl_s))
-            pipe.hincrby(self._minute_key(imp.at), "impressions", 1)
-            pipe.pexpire(self._minute_key(imp.at), _milliseconds(RETENTION_S))
-            await pipe.execute()
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(self._impressions_key, imp.ad_id, 1)
+                pipe.zadd(recent_key, {f"{imp.id}:{imp.ad_id}": imp.at})
+                pipe.zremrangebyscore(recent_key, "-inf", imp.at - self._max_window_s)
+                pipe.pexpire(recent_key, _milliseconds(self._max_window_s))
+                if self._track_clicks and click_ttl_s > 0:  # else no redirect will ask for it
+                    pipe.hset(impression_key, mapping={"ad": imp.ad_id, "url": imp.url})
+                    pipe.pexpire(impression_key, _milliseconds(click_ttl_s))
+                pipe.hincrby(self._minute_key(imp.at), "impressions", 1)
+                pipe.pexpire(self._minute_key(imp.at), _milliseconds(RETENTION_S))
+                await pipe.execute()
+
+        await self._call(write)
 
     async def record_click(self, impression_id: str) -> str | None:
         minute_key = self._minute_key(time.time())
         keys = [self._impression_key(impression_id), self._clicks_key, minute_key]
-        url = await self._click(keys=keys, args=[_milliseconds(RETENTION_S)])
+        url = await self._call(lambda: self._click(keys=keys, args=[_milliseconds(RETENTION_S)]))
         return None if url is None else str(url)
 
     async def impressions(self, ad_id: str) -> int:
-        count = await self._redis.hget(self._impressions_key, ad_id)
+        count = await self._call(lambda: self._redis.hget(self._impressions_key, ad_id))
         return int(count or 0)
 
     async def exhausted(self, budgets: Mapping[str, int]) -> set[str]:
         if not budgets:
             return set()
         ad_ids = list(budgets)
-        counts = await self._redis.hmget(self._impressions_key, ad_ids)
+        counts = await self._call(lambda: self._redis.hmget(self._impressions_key, ad_ids))
         return {
             ad_id
             for ad_id, count in zip(ad_ids, counts, strict=True)
@@ -143,20 +199,27 @@ class RedisAdStore:
 
     async def record_decision(self, outcome: str) -> None:
         minute_key = self._minute_key(time.time())
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(self._decisions_key, outcome, 1)
-            pipe.hincrby(minute_key, "responses", 1)
-            if outcome == PLACED:
-                pipe.hincrby(minute_key, "placed", 1)
-            pipe.pexpire(minute_key, _milliseconds(RETENTION_S))
-            await pipe.execute()
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(self._decisions_key, outcome, 1)
+                pipe.hincrby(minute_key, "responses", 1)
+                if outcome == PLACED:
+                    pipe.hincrby(minute_key, "placed", 1)
+                pipe.pexpire(minute_key, _milliseconds(RETENTION_S))
+                await pipe.execute()
+
+        await self._call(write)
 
     async def stats(self) -> AdStats:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._impressions_key)
-            pipe.hgetall(self._clicks_key)
-            pipe.hgetall(self._decisions_key)
-            impressions, clicks, decisions = await pipe.execute()
+        async def read() -> list[dict[str, str]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._impressions_key)
+                pipe.hgetall(self._clicks_key)
+                pipe.hgetall(self._decisions_key)
+                return list(await pipe.execute())
+
+        impressions, clicks, decisions = await self._call(read)
         ads = {
             ad_id: AdCounters(int(impressions.get(ad_id, 0)), int(clicks.get(ad_id, 0)))
             for ad_id in impressions.keys() | clicks.keys()
@@ -165,10 +228,14 @@ class RedisAdStore:
 
     async def timeline(self, minutes: int, now: float) -> list[TimelinePoint]:
         starts = buckets_until(now, minutes)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for start in starts:
-                pipe.hgetall(f"{self._prefix}minute:{start}")
-            buckets = await pipe.execute()
+
+        async def read() -> list[dict[str, str]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for start in starts:
+                    pipe.hgetall(f"{self._prefix}minute:{start}")
+                return list(await pipe.execute())
+
+        buckets = await self._call(read)
         return [
             TimelinePoint.from_counts(start, counts)
             for start, counts in zip(starts, buckets, strict=True)

@@ -7,6 +7,11 @@ workers and replicas share caps, budgets and click resolution. `make_ad_store` p
 
 Times are unix seconds supplied by the caller (`Impression.at`, the `now` of `recent_ads`), so the
 placement logic stays deterministic under test; only click expiry runs on the store's own clock.
+
+Memory is bounded whatever the traffic: click targets are kept only when click tracking is on,
+at most `max_click_targets` of them (oldest dropped first) and never past their TTL; delivery
+logs are kept for at most `max_users` users (least recently served dropped first), each at most
+`max_log_entries` long and never past `max_window_s`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from bisect import bisect_right, insort
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from heapq import heappop, heappush
 from typing import Protocol
 
 from echo_stream.ads.timeline import RETENTION_S, TimelinePoint, bucket_of, buckets_until
@@ -26,6 +30,9 @@ PLACED = "placed"
 
 DEFAULT_MAX_WINDOW_S = 24 * 60 * 60.0
 """How long a user's delivery log is kept: the longest window `recent_ads` may be asked about."""
+DEFAULT_MAX_CLICK_TARGETS = 100_000
+DEFAULT_MAX_USERS = 100_000
+DEFAULT_MAX_LOG_ENTRIES = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,10 @@ class AdStore(Protocol):
         """Release connections; the store is unusable afterwards."""
         ...
 
+    async def ping(self) -> bool:
+        """Whether the store answers, within a bounded time (for readiness checks)."""
+        ...
+
 
 @dataclass(slots=True)
 class _ClickTarget:
@@ -167,11 +178,19 @@ class MemoryAdStore:
         *,
         max_window_s: float = DEFAULT_MAX_WINDOW_S,
         clock: Callable[[], float] = time.time,
+        track_clicks: bool = True,
+        max_click_targets: int = DEFAULT_MAX_CLICK_TARGETS,
+        max_users: int = DEFAULT_MAX_USERS,
+        max_log_entries: int = DEFAULT_MAX_LOG_ENTRIES,
     ) -> None:
         if max_window_s <= 0:
             raise ValueError(f"max_window_s must be positive, got {max_window_s}")
         self._max_window_s = max_window_s
         self._clock = clock
+        self._track_clicks = track_clicks
+        self._max_click_targets = max_click_targets
+        self._max_users = max_users
+        self._max_log_entries = max_log_entries
         self._clear()
 
     def _clear(self) -> None:
@@ -181,8 +200,9 @@ class MemoryAdStore:
         # user -> [(delivered at, ad id)] sorted by time; users ordered by their latest delivery,
         # so the ones whose whole log has aged out are always at the front.
         self._logs: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
-        self._click_targets: dict[str, _ClickTarget] = {}
-        self._expiries: list[tuple[float, str]] = []  # a heap of (expires at, impression id)
+        # Insertion order is expiry order (one TTL per store in practice), so the front expires
+        # first; a target recorded again moves to the end.
+        self._click_targets: OrderedDict[str, _ClickTarget] = OrderedDict()
         self._series: dict[int, Counter[str]] = {}  # minute start -> counters of that minute
 
     async def recent_ads(self, user_key: str, window_s: float, now: float) -> list[str]:
@@ -194,15 +214,19 @@ class MemoryAdStore:
         self._impressions[imp.ad_id] += 1
         self._count_in_minute(imp.at, "impressions")
         self._log_delivery(imp.user_key, imp.at, imp.ad_id)
-        expires_at = self._clock() + click_ttl_s
-        self._click_targets[imp.id] = _ClickTarget(imp.ad_id, imp.url, expires_at)
-        heappush(self._expiries, (expires_at, imp.id))
+        if not self._track_clicks or click_ttl_s <= 0:
+            return  # no click redirect will ever ask for it
+        targets = self._click_targets
+        targets[imp.id] = _ClickTarget(imp.ad_id, imp.url, self._clock() + click_ttl_s)
+        targets.move_to_end(imp.id)
         self._drop_expired_click_targets()
+        while len(targets) > self._max_click_targets:
+            targets.popitem(last=False)
 
     async def record_click(self, impression_id: str) -> str | None:
         self._drop_expired_click_targets()
         target = self._click_targets.get(impression_id)
-        if target is None:
+        if target is None or target.expires_at <= self._clock():
             return None
         if not target.clicked:
             target.clicked = True
@@ -242,15 +266,25 @@ class MemoryAdStore:
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> bool:
+        return True
+
+    def sizes(self) -> dict[str, int]:
+        """How many click targets, users and log entries are held (for memory checks)."""
+        entries = sum(len(log) for log in self._logs.values())
+        return {"click_targets": len(self._click_targets), "users": len(self._logs), "log": entries}
+
     def _log_delivery(self, user_key: str, at: float, ad_id: str) -> None:
         log = self._logs.setdefault(user_key, [])
         insort(log, (at, ad_id), key=_delivered_at)
         self._logs.move_to_end(user_key)
         horizon = at - self._max_window_s
         del log[: bisect_right(log, horizon, key=_delivered_at)]
+        if len(log) > self._max_log_entries:  # caps and no-repeat only need the latest ones
+            del log[: len(log) - self._max_log_entries]
         while self._logs:
             oldest_user, oldest_log = next(iter(self._logs.items()))
-            if oldest_log and oldest_log[-1][0] > horizon:
+            if len(self._logs) <= self._max_users and oldest_log and oldest_log[-1][0] > horizon:
                 break
             del self._logs[oldest_user]
 
@@ -264,12 +298,12 @@ class MemoryAdStore:
 
     def _drop_expired_click_targets(self) -> None:
         now = self._clock()
-        while self._expiries and self._expiries[0][0] <= now:
-            _, impression_id = heappop(self._expiries)
-            target = self._click_targets.get(impression_id)
-            # The id may have been recorded again since, with a later expiry.
-            if target is not None and target.expires_at <= now:
-                del self._click_targets[impression_id]
+        targets = self._click_targets
+        while targets:
+            impression_id, target = next(iter(targets.items()))
+            if target.expires_at > now:
+                break
+            del targets[impression_id]
 
 
 def make_ad_store(
@@ -277,14 +311,29 @@ def make_ad_store(
     *,
     prefix: str = "echo:ads:",
     max_window_s: float = DEFAULT_MAX_WINDOW_S,
+    track_clicks: bool = True,
+    timeout: float = 1.0,
+    max_click_targets: int = DEFAULT_MAX_CLICK_TARGETS,
+    max_users: int = DEFAULT_MAX_USERS,
 ) -> AdStore:
     """The store for this deployment: Redis when `redis_url` is set, else this process's memory.
 
-    No I/O happens here; a Redis store connects on first use.
+    No I/O happens here; a Redis store connects on first use. `timeout` bounds each Redis call.
     """
     if redis_url is None:
-        return MemoryAdStore(max_window_s=max_window_s)
+        return MemoryAdStore(
+            max_window_s=max_window_s,
+            track_clicks=track_clicks,
+            max_click_targets=max_click_targets,
+            max_users=max_users,
+        )
     # Imported here because redis_store builds on this module's types.
     from echo_stream.ads.redis_store import RedisAdStore
 
-    return RedisAdStore.from_url(redis_url, prefix=prefix, max_window_s=max_window_s)
+    return RedisAdStore.from_url(
+        redis_url,
+        prefix=prefix,
+        max_window_s=max_window_s,
+        timeout=timeout,
+        track_clicks=track_clicks,
+    )

@@ -1,15 +1,22 @@
-"""Serves the hot endpoints straight off the ASGI scope: `POST /v1/chat/completions`, Lobe's
-`POST /api/chat`, and the session face's `POST /init-stream` and `GET /stream/{id}`.
+"""Serves the hot endpoints straight off the ASGI scope (`POST /v1/chat/completions`, Lobe's
+`POST /api/chat`, the session face's `POST /init-stream` and `GET /stream/{id}`), and is the
+gateway's last error boundary.
 
 The route stays declared in FastAPI (for its OpenAPI description and for any other path), but
 FastAPI's middleware stack wraps every `send` of a response in several layers of coroutines;
 on a streamed answer that is a cost per token. This wrapper hands the hot path directly to the
 chat handler, with the same error translation, and passes everything else to FastAPI.
+
+Whatever escapes before a response has started becomes OpenAI's error JSON: an `EchoError` with
+its own status, anything else (a bug) a 500 `server_error` carrying a request id that is logged
+with the traceback. The same catch-all is installed on the FastAPI app for its routes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -22,7 +29,7 @@ from echo_stream.api.chat import chat_completions
 from echo_stream.api.lobe import lobe_chat
 from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
 from echo_stream.errors import EchoError
-from echo_stream.streaming.response import send_error
+from echo_stream.streaming.response import error_response_parts, send_error
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +56,28 @@ def fast_handler(method: str, path: str) -> Handler | None:
     return None
 
 
+def internal_error(where: str, exc: BaseException) -> EchoError:
+    """A 500 for a bug: logs the traceback under a fresh request id that the client also sees."""
+    request_id = "req_" + secrets.token_hex(12)
+    log.error("unhandled error in %s (request id %s)", where, request_id, exc_info=exc)
+    return EchoError(
+        f"The server had an error while processing your request (request id {request_id})",
+        code="internal_error",
+        headers={"x-request-id": request_id},
+    )
+
+
+async def _on_unhandled(request: Request, exc: Exception) -> Response:
+    status, headers, body = error_response_parts(internal_error(request.url.path, exc))
+    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+
+
 class ChatFastPath:
     """An ASGI app: the hot endpoints directly, the rest through `app`."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        app.add_exception_handler(Exception, _on_unhandled)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = fast_handler(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -63,11 +87,16 @@ class ChatFastPath:
         scope["app"] = self.app
         try:
             response = await handler(Request(scope, receive))
+            await response(scope, receive, send)
         except EchoError as error:
-            await send_error(send, error)
-            return
-        except Exception:
-            log.exception("%s %s failed", scope["method"], scope["path"])
-            await send_error(send, EchoError("internal error"))
-            return
-        await response(scope, receive, send)
+            await _answer(send, error)
+        except Exception as exc:
+            await _answer(send, internal_error(scope["path"], exc))
+
+
+async def _answer(send: Send, error: EchoError) -> None:
+    # Responses send nothing before their first chunk is known, so this is normally the first
+    # message; if a response did start, the server refuses a second start and there is
+    # nothing more to say to this client.
+    with contextlib.suppress(RuntimeError, OSError):
+        await send_error(send, error)

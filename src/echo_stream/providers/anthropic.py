@@ -1,20 +1,20 @@
 """Anthropic's Messages API (`POST /v1/messages`, streamed).
 
-Request: system/developer messages become the top-level `system`; tool results become user
-`tool_result` blocks; consecutive same-role messages merge (the API requires alternation);
+Request: system/developer messages become the top-level `system` (or, when there is nothing
+else, the one user turn); tool results become user `tool_result` blocks; consecutive same-role
+messages merge (the API requires alternation);
 `max_tokens` is always set. Stream: text and `input_json_delta` blocks become text and tool-call
 deltas with OpenAI-side tool indexes; usage comes from `message_start` and `message_delta`.
 """
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import Iterable
 from typing import Any
 
 from echo_stream.errors import RateLimited, UpstreamError, UpstreamUnavailable
 from echo_stream.events import (
-    FLUSH,
-    EventStream,
+    AnswerEvent,
     Finish,
     FinishReason,
     TextDelta,
@@ -22,15 +22,12 @@ from echo_stream.events import (
     Usage,
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
-from echo_stream.providers.http import (
-    UpstreamOptions,
-    json_events,
-    make_client,
-    open_stream,
-    truncated,
-)
-from echo_stream.providers.httpx_client import UpstreamClient
+from echo_stream.providers import shapes
+from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
+from echo_stream.providers.http import HttpProvider, UpstreamOptions, truncated
 from echo_stream.providers.parts import InlineImage, parse_image_url, parse_tool_arguments
+from echo_stream.providers.transport.base import UpstreamClient
+from echo_stream.providers.transport.urls import build_url
 
 API_VERSION = "2023-06-01"
 _STOP: dict[str, FinishReason] = {
@@ -62,14 +59,20 @@ def build_body(
             messages[-1]["content"].extend(blocks)
         else:
             messages.append({"role": role, "content": blocks})
+    instructions = "\n\n".join(part for part in system if part)
+    if not messages:
+        # Only system messages (LibreChat's title request): the API needs a user turn, so the
+        # instructions become it.
+        messages = [{"role": "user", "content": [{"type": "text", "text": instructions}]}]
+        instructions = ""
     body: dict[str, Any] = {
         "model": upstream_model,
         "max_tokens": request.output_limit() or default_max_tokens,
         "messages": messages,
         "stream": True,
     }
-    if any(system):
-        body["system"] = "\n\n".join(part for part in system if part)
+    if instructions:
+        body["system"] = instructions
     if request.temperature is not None:
         body["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is 0..1
     if request.top_p is not None:
@@ -146,10 +149,10 @@ def _add_tools(body: dict[str, Any], request: ChatCompletionRequest) -> None:
     body["tool_choice"] = choice
 
 
-class _StreamState:
-    """What one Messages stream accumulates: tool indexes and usage."""
+class _Reader:
+    """What one Messages stream accumulates: tool indexes, usage, the stop reason."""
 
-    __slots__ = ("cached", "input", "next_tool", "output", "stop", "tool_index")
+    __slots__ = ("cached", "input", "next_tool", "output", "stop", "stopped", "tool_index")
 
     def __init__(self) -> None:
         self.tool_index: dict[int, int] = {}
@@ -158,20 +161,66 @@ class _StreamState:
         self.cached: int | None = None
         self.output = 0
         self.stop: str | None = None
+        self.stopped = False
 
-    def message_start(self, usage: dict[str, Any]) -> None:
-        read = usage.get("cache_read_input_tokens") or 0
-        written = usage.get("cache_creation_input_tokens") or 0
-        self.input = (usage.get("input_tokens") or 0) + read + written
+    def feed(self, event: Any) -> list[AnswerEvent]:
+        """The events in one Messages stream event."""
+        kind = event["type"]
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            if delta.get("type") == "text_delta" and (text := delta.get("text")):
+                if type(text) is not str:  # inline: the per-token path makes no call
+                    raise TypeError(f"text is {type(text).__name__}, not a string")
+                return [TextDelta(text)]
+            if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                index = self.tool_index.get(event["index"])
+                if index is not None:  # not one of ours (a server tool's input)
+                    return [
+                        ToolCallDelta(index=index, arguments=shapes.text(delta["partial_json"]))
+                    ]
+        elif kind == "content_block_start":
+            block = event["content_block"]
+            if block.get("type") == "tool_use":
+                self.tool_index[shapes.index(event["index"])] = index = self.next_tool
+                self.next_tool += 1
+                call_id, name = shapes.text(block["id"]), shapes.text(block["name"])
+                return [ToolCallDelta(index=index, arguments="", id=call_id, name=name)]
+        elif kind == "message_start":
+            self._message_start(event["message"].get("usage") or {})
+        elif kind == "message_delta":
+            stop = (event.get("delta") or {}).get("stop_reason")
+            self.stop = shapes.optional_text(stop) or self.stop
+            output = (event.get("usage") or {}).get("output_tokens")
+            self.output = self.output if output is None else shapes.count(output)
+        elif kind == "message_stop":
+            self.stopped = True
+            usage = Usage(
+                self.input, self.output, self.input + self.output, cached_tokens=self.cached
+            )
+            return [usage, Finish(_STOP.get(self.stop or "end_turn", "stop"))]
+        elif kind == "error":
+            raise _stream_error(event)
+        elif type(kind) is not str:
+            raise TypeError(f"event type is {type(kind).__name__}, not a string")
+        return []
+
+    def finish(self) -> Iterable[AnswerEvent]:
+        """Nothing to add; a stream without `message_stop` was cut."""
+        if not self.stopped:
+            raise truncated(AnthropicProvider.name)
+        return ()
+
+    def _message_start(self, usage: dict[str, Any]) -> None:
+        read = shapes.count(usage.get("cache_read_input_tokens"))
+        written = shapes.count(usage.get("cache_creation_input_tokens"))
+        self.input = shapes.count(usage.get("input_tokens")) + read + written
         self.cached = read or None
-        self.output = usage.get("output_tokens") or 0
-
-    def usage(self) -> Usage:
-        return Usage(self.input, self.output, self.input + self.output, cached_tokens=self.cached)
+        self.output = shapes.count(usage.get("output_tokens"))
 
 
-def _is_stop(event: Any) -> bool:
-    return isinstance(event, dict) and event.get("type") == "message_stop"
+def _is_stop(payload: Any) -> bool:
+    """`message_stop` ends the answer."""
+    return isinstance(payload, dict) and payload.get("type") == "message_stop"
 
 
 def _stream_error(event: dict[str, Any]) -> UpstreamError:
@@ -182,7 +231,7 @@ def _stream_error(event: dict[str, Any]) -> UpstreamError:
     return UpstreamUnavailable(f"anthropic stream error ({kind}): {message}")
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """Adapter for Anthropic's streamed Messages API."""
 
     name = "anthropic"
@@ -195,61 +244,47 @@ class AnthropicProvider:
         default_max_tokens: int = 4096,
         client: UpstreamClient | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/v1/messages"
-        self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
-        self._options = options
+        headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
+        super().__init__(options, client, headers)
+        self._url = build_url(base_url, "/v1/messages")
         self._default_max_tokens = default_max_tokens
-        self._client = client or make_client(options)
 
-    async def stream(self, request: ChatCompletionRequest, upstream_model: str) -> EventStream:
-        """Stream the Messages API answer as events."""
-        body = build_body(request, upstream_model, self._default_max_tokens)
-        response = await open_stream(
-            self._client,
-            self.name,
-            self._url,
-            body=body,
-            headers=self._headers,
-            max_retries=self._options.max_retries,
-        )
-        state = _StreamState()
-        stopped = False
-        async with aclosing(json_events(self.name, response, _is_stop)) as payloads:
-            async for event in payloads:
-                if event is FLUSH:
-                    yield FLUSH
-                    continue
-                kind = event.get("type")
-                if kind == "content_block_delta":
-                    delta = event["delta"]
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        yield TextDelta(delta["text"])
-                    elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                        index = state.tool_index.get(event["index"])
-                        if index is not None:  # not one of ours (a server tool's input)
-                            yield ToolCallDelta(index=index, arguments=delta["partial_json"])
-                elif kind == "content_block_start":
-                    block = event["content_block"]
-                    if block.get("type") == "tool_use":
-                        state.tool_index[event["index"]] = index = state.next_tool
-                        state.next_tool += 1
-                        yield ToolCallDelta(
-                            index=index, arguments="", id=block["id"], name=block["name"]
-                        )
-                elif kind == "message_start":
-                    state.message_start(event["message"].get("usage") or {})
-                elif kind == "message_delta":
-                    state.stop = (event.get("delta") or {}).get("stop_reason") or state.stop
-                    state.output = (event.get("usage") or {}).get("output_tokens", state.output)
-                elif kind == "message_stop":
-                    stopped = True
-                    yield state.usage()
-                    yield Finish(_STOP.get(state.stop or "end_turn", "stop"))
-                elif kind == "error":
-                    raise _stream_error(event)
-        if not stopped:
-            raise truncated(self.name)
+    def prepare(self, request: ChatCompletionRequest, upstream_model: str) -> tuple[str, Any]:
+        """The fixed endpoint; the model travels in the body."""
+        return self._url, build_body(request, upstream_model, self._default_max_tokens)
 
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()
+    def reader(self) -> _Reader:
+        """Per-answer state."""
+        return _Reader()
+
+    is_last = staticmethod(_is_stop)
+
+
+def create(setup: ProviderSetup) -> Provider:
+    """The adapter for Anthropic's Messages API."""
+    return AnthropicProvider(
+        setup.base_url or SPEC.default_base_url or "",
+        setup.api_key or "",
+        setup.options,
+        default_max_tokens=setup.settings.anthropic_default_max_tokens,
+        client=setup.client,
+    )
+
+
+SPEC = ProviderSpec(
+    name="anthropic",
+    factory=create,
+    key_variables=("ANTHROPIC_API_KEY",),
+    base_url_variable="ANTHROPIC_BASE_URL",
+    default_base_url="https://api.anthropic.com",
+    prefixes=("claude-",),
+    catalog=(
+        "claude-3-5-sonnet-20241022",
+        "claude-3-opus-20240229",
+        "claude-3-5-haiku-20241022",
+        "claude-3-7-sonnet-20250219",
+        "claude-sonnet-4-20250514",
+        "claude-opus-4-20250514",
+        "claude-sonnet-4-5",
+    ),
+)

@@ -1,6 +1,7 @@
 """Google Gemini (`/v1beta/models/{model}:streamGenerateContent?alt=sse`).
 
-Request: system/developer messages become `systemInstruction`; roles become user/model;
+Request: system/developer messages become `systemInstruction` (or, when there is nothing else,
+the one user turn); roles become user/model;
 sampling knobs go to `generationConfig`; tools become function declarations. Stream: text parts
 become text deltas; a whole `functionCall` becomes one tool-call delta with a generated id (which
 carries the call's thought signature back on the next turn), and
@@ -12,15 +13,14 @@ from __future__ import annotations
 
 import base64
 import secrets
-from contextlib import aclosing
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from echo_stream.errors import InvalidRequest, UpstreamUnavailable
 from echo_stream.events import (
-    FLUSH,
-    EventStream,
+    AnswerEvent,
     Finish,
     FinishReason,
     TextDelta,
@@ -28,15 +28,12 @@ from echo_stream.events import (
     Usage,
 )
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
-from echo_stream.providers.http import (
-    UpstreamOptions,
-    json_events,
-    make_client,
-    open_stream,
-    truncated,
-)
-from echo_stream.providers.httpx_client import UpstreamClient
+from echo_stream.providers import shapes
+from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
+from echo_stream.providers.http import HttpProvider, UpstreamOptions, truncated
 from echo_stream.providers.parts import InlineImage, parse_image_url, parse_tool_arguments
+from echo_stream.providers.transport.base import UpstreamClient
+from echo_stream.providers.transport.urls import build_url
 
 _FILTERED = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -63,9 +60,15 @@ def build_body(request: ChatCompletionRequest) -> dict[str, Any]:
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
+    instructions = "\n\n".join(part for part in system if part)
+    if not contents:
+        # Only system messages (LibreChat's title request): Gemini needs contents, so the
+        # instructions become the one user turn.
+        contents = [{"role": "user", "parts": [{"text": instructions}]}]
+        instructions = ""
     body: dict[str, Any] = {"contents": contents}
-    if any(system):
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(s for s in system if s)}]}
+    if instructions:
+        body["systemInstruction"] = {"parts": [{"text": instructions}]}
     if config := _generation_config(request):
         body["generationConfig"] = config
     _add_tools(body, request)
@@ -184,19 +187,74 @@ def _finish(reason: str, called_tools: bool) -> FinishReason:
 
 
 def _usage(meta: dict[str, Any]) -> Usage:
-    prompt = meta.get("promptTokenCount") or 0
-    thoughts = meta.get("thoughtsTokenCount") or 0
-    completion = (meta.get("candidatesTokenCount") or 0) + thoughts
+    prompt = shapes.count(meta.get("promptTokenCount"))
+    thoughts = shapes.count(meta.get("thoughtsTokenCount"))
+    completion = shapes.count(meta.get("candidatesTokenCount")) + thoughts
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=meta.get("totalTokenCount") or prompt + completion,
-        cached_tokens=meta.get("cachedContentTokenCount"),
+        total_tokens=shapes.count(meta.get("totalTokenCount")) or prompt + completion,
+        cached_tokens=shapes.optional_count(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts or None,
     )
 
 
-class GoogleProvider:
+class _Reader:
+    """Tool-call counts per candidate, whether the answer finished, the last usage seen."""
+
+    __slots__ = ("finished", "tool_counts", "usage")
+
+    def __init__(self) -> None:
+        self.tool_counts: dict[int, int] = {}
+        self.finished = False
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, chunk: Any) -> list[AnswerEvent]:
+        """The events in one `GenerateContentResponse` (one loop, no calls per text part)."""
+        if error := chunk.get("error"):
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise UpstreamUnavailable(f"google stream error: {message}")
+        events: list[AnswerEvent] = []
+        candidates = chunk.get("candidates") or ()
+        for candidate in candidates:
+            index = candidate.get("index", 0)
+            if type(index) is not int:
+                index = shapes.index(index)
+            for part in (candidate.get("content") or {}).get("parts") or ():
+                if part.get("thought"):
+                    continue
+                if text := part.get("text"):
+                    if type(text) is not str:
+                        raise TypeError(f"text is {type(text).__name__}, not a string")
+                    events.append(TextDelta(text, index))
+                elif call := part.get("functionCall"):
+                    events.append(self._tool_call(call, part, index))
+            if reason := candidate.get("finishReason"):
+                self.finished = True
+                called = index in self.tool_counts
+                events.append(Finish(_finish(shapes.text(reason), called), index))
+        if meta := chunk.get("usageMetadata"):
+            self.usage = meta  # cumulative: the last one is the answer's
+        if not candidates and (chunk.get("promptFeedback") or {}).get("blockReason"):
+            self.finished = True
+            events.append(Finish("content_filter"))
+        return events
+
+    def _tool_call(self, call: dict[str, Any], part: dict[str, Any], index: int) -> ToolCallDelta:
+        tool = self.tool_counts.get(index, 0)
+        self.tool_counts[index] = tool + 1
+        arguments = orjson.dumps(call.get("args") or {}).decode()
+        call_id = make_call_id(shapes.optional_text(part.get("thoughtSignature")))
+        return ToolCallDelta(tool, arguments, call_id, shapes.text(call.get("name")), index)
+
+    def finish(self) -> Iterable[AnswerEvent]:
+        """The usage, once the answer is known to be whole."""
+        if not self.finished:
+            raise truncated(GoogleProvider.name)
+        return () if self.usage is None else (_usage(self.usage),)
+
+
+class GoogleProvider(HttpProvider):
     """Adapter for the Gemini API's streamed `generateContent`."""
 
     name = "google"
@@ -208,60 +266,42 @@ class GoogleProvider:
         options: UpstreamOptions,
         client: UpstreamClient | None = None,
     ) -> None:
-        self._base = base_url.rstrip("/") + "/v1beta/models/"
-        self._headers = {"x-goog-api-key": api_key}
-        self._options = options
-        self._client = client or make_client(options)
+        super().__init__(options, client, {"x-goog-api-key": api_key})
+        self._base_url = base_url
 
-    async def stream(self, request: ChatCompletionRequest, upstream_model: str) -> EventStream:
-        """Stream Gemini's answer as events."""
-        url = f"{self._base}{upstream_model}:streamGenerateContent?alt=sse"
-        response = await open_stream(
-            self._client,
-            self.name,
-            url,
-            body=build_body(request),
-            headers=self._headers,
-            max_retries=self._options.max_retries,
+    def prepare(self, request: ChatCompletionRequest, upstream_model: str) -> tuple[str, Any]:
+        """The model is one percent-encoded path segment: no name can change the path."""
+        url = build_url(
+            self._base_url,
+            "/v1beta/models/{model}:streamGenerateContent",
+            {"alt": "sse"},
+            model=upstream_model,
         )
-        tool_counts: dict[int, int] = {}
-        finished = False
-        usage: dict[str, Any] | None = None
-        async with aclosing(json_events(self.name, response)) as payloads:
-            async for chunk in payloads:
-                if chunk is FLUSH:
-                    yield FLUSH
-                    continue
-                if error := chunk.get("error"):
-                    raise UpstreamUnavailable(f"google stream error: {error.get('message', error)}")
-                for candidate in chunk.get("candidates") or ():
-                    index = candidate.get("index", 0)
-                    for part in (candidate.get("content") or {}).get("parts") or ():
-                        if part.get("thought"):
-                            continue
-                        if text := part.get("text"):
-                            yield TextDelta(text, index)
-                        elif call := part.get("functionCall"):
-                            tool = tool_counts.get(index, 0)
-                            tool_counts[index] = tool + 1
-                            arguments = orjson.dumps(call.get("args") or {}).decode()
-                            call_id = make_call_id(part.get("thoughtSignature"))
-                            yield ToolCallDelta(tool, arguments, call_id, call.get("name"), index)
-                    if reason := candidate.get("finishReason"):
-                        finished = True
-                        yield Finish(_finish(reason, index in tool_counts), index)
-                if meta := chunk.get("usageMetadata"):
-                    usage = meta
-                if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get(
-                    "blockReason"
-                ):
-                    finished = True
-                    yield Finish("content_filter")
-        if not finished:
-            raise truncated(self.name)
-        if usage is not None:
-            yield _usage(usage)
+        return url, build_body(request)
 
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()
+    def reader(self) -> _Reader:
+        """Per-answer state."""
+        return _Reader()
+
+
+def create(setup: ProviderSetup) -> Provider:
+    """The adapter for the Gemini API."""
+    base_url = setup.base_url or SPEC.default_base_url or ""
+    return GoogleProvider(base_url, setup.api_key or "", setup.options, setup.client)
+
+
+SPEC = ProviderSpec(
+    name="google",
+    factory=create,
+    key_variables=("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    base_url_variable="GOOGLE_BASE_URL",
+    default_base_url="https://generativelanguage.googleapis.com",
+    prefixes=("gemini-",),
+    catalog=(
+        "gemini-2.0-flash-exp",
+        "gemini-1.5-pro-latest",
+        "gemini-2.0-flash",
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+    ),
+)

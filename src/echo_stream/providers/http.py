@@ -1,15 +1,19 @@
-"""What the HTTP adapters share: one pooled client per upstream, bounded retries before the
-first byte, and the single place where httpx errors and upstream statuses become `EchoError`s.
+"""The shared HTTP-provider base: open (with the one retry rule), decode SSE within limits,
+check payload shapes, detect truncation. An adapter only maps request bodies and events.
+
+Every failure leaves here as an `EchoError`: transport errors through
+`transport.errors.to_echo_error`, upstream statuses through `_status_error`, and a payload of
+the wrong shape (a list where an object belongs, a number where text belongs) as a 502 that
+names the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -19,35 +23,36 @@ from echo_stream.errors import (
     EchoError,
     RateLimited,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
-from echo_stream.events import FLUSH
-from echo_stream.providers.fastclient import FastClient
-from echo_stream.providers.fastclient_conn import TransportError, TransportTimeout
-from echo_stream.providers.httpx_client import HttpxClient, UpstreamClient, UpstreamResponse
-from echo_stream.streaming.sse import SSEDecoder, SSEEvent
-
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
-_ERROR_BODY_LIMIT = 64 * 1024
-_PROXY_VARIABLES = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
+from echo_stream.events import FLUSH, AnswerEvent, EventStream
+from echo_stream.protocol import ChatCompletionRequest
+from echo_stream.providers.transport import retry
+from echo_stream.providers.transport.base import Limits, UpstreamClient, UpstreamResponse
+from echo_stream.providers.transport.errors import (
+    LimitExceeded,
+    TransportError,
+    to_echo_error,
 )
+from echo_stream.providers.transport.fastclient import FastClient
+from echo_stream.providers.transport.httpx_client import HttpxClient
+from echo_stream.streaming.sse import SSEDecoder, SSEEvent, SSELimitExceeded
+
+_ERROR_BODY_LIMIT = 64 * 1024
+MALFORMED_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
+"""What reading a payload of the wrong shape raises; turned into a 502 naming the provider."""
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamOptions:
-    """Timeouts and pool limits for one upstream."""
+    """Timeouts, pool size, retries and limits for one upstream."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_retries: int = 1
     max_connections: int = 1000
+    idle_timeout: float = 60.0
+    limits: Limits = field(default_factory=Limits)
 
 
 def make_client(
@@ -55,14 +60,15 @@ def make_client(
 ) -> UpstreamClient:
     """One pooled client per upstream; `read_timeout` bounds the gap between received chunks.
 
-    `FastClient` unless `transport` replaces the network (tests) or an outbound proxy is set
-    in the environment, which only httpx speaks.
+    Always `FastClient` (proxies included), unless `transport` replaces the network (tests).
     """
-    if transport is None and not any(os.environ.get(name) for name in _PROXY_VARIABLES):
+    if transport is None:
         return FastClient(
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             max_connections=options.max_connections,
+            max_head_bytes=options.limits.max_head_bytes,
+            idle_timeout=options.idle_timeout,
         )
     timeout = httpx.Timeout(
         connect=options.connect_timeout,
@@ -88,33 +94,31 @@ async def open_stream(
 ) -> UpstreamResponse:
     """POST `body` and return the streaming response once the upstream answers 2xx.
 
-    Retries connect errors, 429 and 5xx a bounded number of times; nothing has reached the
-    client yet, so a retry is invisible to it.
+    Sends again only as `transport.retry` allows; nothing has reached the client yet, so a
+    retry is invisible to it.
     """
     content = orjson.dumps(body)
     all_headers = {"content-type": "application/json", **headers}
-    for attempt in range(max_retries + 1):
-        last = attempt == max_retries
+    attempt = 0
+    stale_retried = False
+    while True:
+        last = attempt >= max_retries
         try:
             response = await client.post(url, content, all_headers)
-        except TransportTimeout as exc:
-            if last:
-                raise UpstreamTimeout(f"{provider} did not answer in time") from exc
         except TransportError as exc:
-            if last:
-                raise UpstreamUnavailable(f"could not reach {provider}: {exc}") from exc
+            if retry.retry_now(exc, stale_retried):
+                stale_retried = True
+                continue
+            if last or not retry.may_retry_error(exc):
+                raise to_echo_error(provider, exc) from exc
         else:
-            if response.status < 400:
-                return response
+            if 200 <= response.status < 300:
+                return response  # a 3xx is not followed: an upstream URL never redirects
             error = await _status_error(provider, response)
-            if last or response.status not in _RETRY_STATUSES:
+            if last or not retry.may_retry_status(response.status):
                 raise error
-        await asyncio.sleep(_backoff(attempt))
-    raise AssertionError("unreachable")
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.25 * 2.0**attempt, 2.0)
+        await asyncio.sleep(retry.backoff(attempt))
+        attempt += 1
 
 
 async def _status_error(provider: str, response: UpstreamResponse) -> EchoError:
@@ -126,7 +130,7 @@ async def _status_error(provider: str, response: UpstreamResponse) -> EchoError:
     finally:
         await response.aclose()
     status = response.status
-    message = f"{provider} answered {status}: {_error_message(raw) or response.reason}"
+    message = f"{provider} answered {status}: {error_message(raw) or response.reason}"
     if status == 429:
         retry_after = response.headers.get("retry-after")
         return RateLimited(message, headers={"Retry-After": retry_after} if retry_after else None)
@@ -135,7 +139,7 @@ async def _status_error(provider: str, response: UpstreamResponse) -> EchoError:
     return UpstreamUnavailable(message)
 
 
-def _error_message(raw: bytes) -> str:
+def error_message(raw: bytes) -> str:
     """The human message inside an upstream error body (OpenAI, Anthropic and Google all
     use `{"error": {"message": ...}}`), else the start of the body."""
     try:
@@ -146,7 +150,7 @@ def _error_message(raw: bytes) -> str:
         data = data[0]
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
+        return str(error["message"])[:1000]
     return raw[:300].decode("utf-8", "replace").strip()
 
 
@@ -154,23 +158,44 @@ SSE_FLUSH: SSEEvent = (None, b"")
 """Yielded by `sse_events` after the events of each read; adapters pass it on as `FLUSH`."""
 
 
-async def sse_events(provider: str, response: UpstreamResponse) -> AsyncGenerator[SSEEvent, None]:
+async def sse_events(
+    provider: str, response: UpstreamResponse, limits: Limits | None = None
+) -> AsyncGenerator[SSEEvent, None]:
     """Decode the response body as SSE, translating transport failures mid-stream."""
-    decoder = SSEDecoder()
+    limits = limits or Limits()
+    decoder = SSEDecoder(limits.max_event_bytes)
     try:
+        if not _is_event_stream(response):
+            await _not_a_stream(provider, response, limits)
         async for chunk in response.aiter_bytes():
             if events := decoder.feed(chunk):
                 for event in events:
                     yield event
                 yield SSE_FLUSH
-    except TransportTimeout as exc:
-        raise UpstreamTimeout(f"{provider} stopped sending mid-stream (read timeout)") from exc
+        events = decoder.flush()
+    except SSELimitExceeded as exc:
+        raise to_echo_error(provider, LimitExceeded(str(exc))) from exc
     except TransportError as exc:
-        raise UpstreamUnavailable(f"{provider} stream broke: {exc}") from exc
+        raise to_echo_error(provider, exc, mid_stream=True) from exc
     finally:
         await response.aclose()
-    for event in decoder.flush():
+    for event in events:
         yield event
+
+
+def _is_event_stream(response: UpstreamResponse) -> bool:
+    kind = response.headers.get("content-type", "text/event-stream")
+    return not kind.lower().startswith("application/json")
+
+
+async def _not_a_stream(provider: str, response: UpstreamResponse, limits: Limits) -> None:
+    """A 2xx JSON body where a stream was asked for: read it (within the limit) and fail."""
+    raw = await response.read(limits.max_body_bytes + 1)
+    if len(raw) > limits.max_body_bytes:
+        raise LimitExceeded(f"a response body over {limits.max_body_bytes} bytes")
+    raise UpstreamUnavailable(
+        f"{provider} answered with a JSON body instead of a stream: {error_message(raw)}"
+    )
 
 
 async def finish_body(events: AsyncGenerator[SSEEvent, None], seconds: float = 1.0) -> None:
@@ -185,14 +210,17 @@ async def finish_body(events: AsyncGenerator[SSEEvent, None], seconds: float = 1
 
 
 async def json_events(
-    provider: str, response: UpstreamResponse, is_last: Callable[[Any], bool] | None = None
+    provider: str,
+    response: UpstreamResponse,
+    is_last: Callable[[Any], bool] | None = None,
+    limits: Limits | None = None,
 ) -> AsyncGenerator[Any, None]:
     """The stream's SSE payloads parsed as JSON, with `FLUSH` after each upstream read.
 
     Ends at `data: [DONE]` or after the payload `is_last` recognises, reading the rest of the
     body first so the connection is reused; the consumer must keep iterating to let it.
     """
-    async with aclosing(sse_events(provider, response)) as events:
+    async with aclosing(sse_events(provider, response, limits)) as events:
         async for item in events:
             if item is SSE_FLUSH:
                 yield FLUSH
@@ -212,9 +240,98 @@ def parse_json(provider: str, data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise BrokenStream(f"{provider} sent a malformed event: {data[:200]!r}") from exc
+        raise malformed(provider, data) from exc
+
+
+def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
+    """The 502 for an upstream payload of the wrong shape."""
+    shown = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return BrokenStream(
+        f"{provider} sent a malformed event: {shown[:200]!r}", code="upstream_malformed"
+    )
 
 
 def truncated(provider: str) -> UpstreamUnavailable:
     """The error for a stream that ended before the provider said it was finished."""
     return BrokenStream(f"{provider} closed the stream before it finished")
+
+
+class StreamReader(Protocol):
+    """One answer's payload-to-events mapping, with whatever state the stream needs."""
+
+    def feed(self, payload: Any) -> Iterable[AnswerEvent]:
+        """The events in one JSON payload; raise an `EchoError` for an in-band upstream error.
+
+        A payload of the wrong shape may simply fail (KeyError, TypeError, ...): the base
+        turns that into a 502 naming the provider.
+        """
+        ...
+
+    def finish(self) -> Iterable[AnswerEvent]:
+        """Events at the end of the stream; raise `truncated(...)` if it ended too early."""
+        ...
+
+
+class HttpProvider:
+    """Base of the HTTP adapters: owns the open / retry / decode / truncation loop."""
+
+    name: str
+
+    def __init__(
+        self, options: UpstreamOptions, client: UpstreamClient | None, headers: Mapping[str, str]
+    ) -> None:
+        self._options = options
+        self._client = client or make_client(options)
+        self._headers = dict(headers)
+
+    def prepare(self, request: ChatCompletionRequest, upstream_model: str) -> tuple[str, Any]:
+        """The URL (from `transport.urls.build_url`) and JSON body of the upstream request."""
+        raise NotImplementedError
+
+    def reader(self) -> StreamReader:
+        """A fresh reader for one answer's stream."""
+        raise NotImplementedError
+
+    is_last: Callable[[Any], bool] | None = None
+    """Recognises the payload that ends the stream, besides `data: [DONE]` and the body's end
+    (None: nothing to call per payload)."""
+
+    async def stream(self, request: ChatCompletionRequest, upstream_model: str) -> EventStream:
+        """Send the request and yield its answer as events."""
+        url, body = self.prepare(request, upstream_model)
+        response = await open_stream(
+            self._client,
+            self.name,
+            url,
+            body=body,
+            headers=self._headers,
+            max_retries=self._options.max_retries,
+        )
+        reader = self.reader()
+        feed, flush = reader.feed, FLUSH  # locals: this loop runs once per upstream event
+        payloads = json_events(self.name, response, self.is_last, self._options.limits)
+        async with aclosing(payloads):
+            async for payload in payloads:
+                if payload is flush:
+                    yield flush
+                    continue
+                try:
+                    events = feed(payload)
+                except EchoError:
+                    raise
+                except MALFORMED_ERRORS as exc:
+                    raise malformed(self.name, payload) from exc
+                for event in events:
+                    yield event
+        try:
+            events = reader.finish()
+        except EchoError:
+            raise
+        except MALFORMED_ERRORS as exc:
+            raise malformed(self.name, "the stream's last state") from exc
+        for event in events:
+            yield event
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()

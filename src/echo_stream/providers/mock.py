@@ -17,6 +17,7 @@ import orjson
 
 from echo_stream.events import FLUSH, EventStream, Finish, TextDelta, ToolCallDelta, Usage
 from echo_stream.protocol import ChatCompletionRequest, Tool
+from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
 
 _ANSWER = """\
 Thanks for asking about "{topic}". Here is a short overview, streamed by Echo Stream's \
@@ -150,3 +151,18 @@ class MockProvider:
         else:
             text = _ANSWER.format(topic=_topic(request).replace('"', "'"))
         return iter(_WORDS.findall(text))
+
+
+def create(setup: ProviderSetup) -> Provider:
+    """The offline provider, with the configured delay between words."""
+    return MockProvider(setup.settings.mock_delay_ms)
+
+
+SPEC = ProviderSpec(
+    name="mock",
+    factory=create,
+    prefixes=("mock/",),
+    strip_name_prefix=False,
+    catalog=("echo-mock",),
+    uses_http=False,
+)

@@ -7,14 +7,12 @@ this runs once per token, where building pydantic objects would cost more than e
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import Iterable
 from typing import Any
 
 from echo_stream.errors import UpstreamUnavailable
 from echo_stream.events import (
-    FLUSH,
     AnswerEvent,
-    EventStream,
     Finish,
     FinishReason,
     RefusalDelta,
@@ -23,14 +21,11 @@ from echo_stream.events import (
     Usage,
 )
 from echo_stream.protocol import ChatCompletionRequest
-from echo_stream.providers.http import (
-    UpstreamOptions,
-    json_events,
-    make_client,
-    open_stream,
-    truncated,
-)
-from echo_stream.providers.httpx_client import UpstreamClient
+from echo_stream.providers import shapes
+from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
+from echo_stream.providers.http import HttpProvider, UpstreamOptions, truncated
+from echo_stream.providers.transport.base import UpstreamClient
+from echo_stream.providers.transport.urls import build_url
 
 FORWARDED_FIELDS = frozenset(
     {
@@ -91,7 +86,7 @@ def build_body(request: ChatCompletionRequest, upstream_model: str) -> dict[str,
 
 
 def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
-    """One `chat.completion.chunk` as events."""
+    """One `chat.completion.chunk` as events; a wrong shape raises (TypeError, KeyError...)."""
     if chunk.get("error"):
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else str(error)
@@ -99,24 +94,28 @@ def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
     events: list[AnswerEvent] = []
     for choice in chunk.get("choices") or ():
         index = choice.get("index", 0)
+        if type(index) is not int:  # the per-token checks inline: no call on the hot path
+            index = shapes.index(index)
         delta = choice.get("delta") or {}
         if content := delta.get("content"):
+            if type(content) is not str:
+                raise TypeError(f"content is {type(content).__name__}, not a string")
             events.append(TextDelta(content, index))
         if refusal := delta.get("refusal"):
-            events.append(RefusalDelta(refusal, index))
+            events.append(RefusalDelta(shapes.text(refusal), index))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(
                 ToolCallDelta(
-                    index=call.get("index", 0),
-                    arguments=function.get("arguments") or "",
-                    id=call.get("id"),
-                    name=function.get("name"),
+                    index=shapes.index(call.get("index", 0)),
+                    arguments=shapes.text(function.get("arguments") or ""),
+                    id=shapes.optional_text(call.get("id")),
+                    name=shapes.optional_text(function.get("name")),
                     choice=index,
                 )
             )
         if reason := choice.get("finish_reason"):
-            events.append(Finish(_FINISH.get(reason, "stop"), index))
+            events.append(Finish(_FINISH.get(shapes.text(reason), "stop"), index))
     if usage := chunk.get("usage"):
         events.append(_usage(usage))
     return events
@@ -125,18 +124,43 @@ def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
 def _usage(usage: dict[str, Any]) -> Usage:
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
+    prompt = shapes.count(usage.get("prompt_tokens"))
+    completion = shapes.count(usage.get("completion_tokens"))
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=usage.get("total_tokens") or prompt + completion,
-        cached_tokens=prompt_details.get("cached_tokens"),
-        reasoning_tokens=completion_details.get("reasoning_tokens"),
+        total_tokens=shapes.count(usage.get("total_tokens")) or prompt + completion,
+        cached_tokens=shapes.optional_count(prompt_details.get("cached_tokens")),
+        reasoning_tokens=shapes.optional_count(completion_details.get("reasoning_tokens")),
     )
 
 
-class OpenAIProvider:
+class _Reader:
+    """Tracks which choices started and finished, to tell a whole answer from a cut one."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started: set[int] = set()
+        self.finished: set[int] = set()
+
+    def feed(self, payload: Any) -> list[AnswerEvent]:
+        events = parse_chunk(payload)
+        for event in events:
+            if isinstance(event, Finish):
+                self.finished.add(event.choice)
+            elif not isinstance(event, Usage):
+                self.started.add(event.choice)
+        return events
+
+    def finish(self) -> Iterable[AnswerEvent]:
+        # Some compatible servers omit [DONE]: fine once every choice has finished.
+        if not self.finished or self.started - self.finished:
+            raise truncated(OpenAIProvider.name)
+        return ()
+
+
+class OpenAIProvider(HttpProvider):
     """Adapter for an OpenAI-compatible `/chat/completions` endpoint."""
 
     name = "openai"
@@ -148,38 +172,42 @@ class OpenAIProvider:
         options: UpstreamOptions,
         client: UpstreamClient | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._options = options
-        self._client = client or make_client(options)
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(options, client, headers)
+        self._url = build_url(base_url, "/chat/completions")
 
-    async def stream(self, request: ChatCompletionRequest, upstream_model: str) -> EventStream:
-        """Stream the completion from the upstream as events."""
-        response = await open_stream(
-            self._client,
-            self.name,
-            self._url,
-            body=build_body(request, upstream_model),
-            headers=self._headers,
-            max_retries=self._options.max_retries,
-        )
-        started: set[int] = set()
-        finished: set[int] = set()
-        async with aclosing(json_events(self.name, response)) as payloads:
-            async for payload in payloads:
-                if payload is FLUSH:
-                    yield FLUSH
-                    continue
-                for event in parse_chunk(payload):
-                    if isinstance(event, Finish):
-                        finished.add(event.choice)
-                    elif not isinstance(event, Usage):
-                        started.add(event.choice)
-                    yield event
-        # Some compatible servers omit [DONE]: fine once every choice has finished.
-        if not finished or started - finished:
-            raise truncated(self.name)
+    def prepare(self, request: ChatCompletionRequest, upstream_model: str) -> tuple[str, Any]:
+        """The fixed endpoint; the model travels in the body."""
+        return self._url, build_body(request, upstream_model)
 
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()
+    def reader(self) -> _Reader:
+        """Per-answer state."""
+        return _Reader()
+
+
+def create(setup: ProviderSetup) -> Provider:
+    """The adapter for one OpenAI-compatible upstream."""
+    base_url = setup.base_url or SPEC.default_base_url or ""
+    return OpenAIProvider(base_url, setup.api_key, setup.options, setup.client)
+
+
+SPEC = ProviderSpec(
+    name="openai",
+    factory=create,
+    key_variables=("OPENAI_API_KEY",),
+    key_required=False,  # OPENAI_BASE_URL alone enables keyless local servers (Ollama, vLLM)
+    base_url_variable="OPENAI_BASE_URL",
+    default_base_url="https://api.openai.com/v1",
+    prefixes=("gpt-", "chatgpt-", "o1", "o3", "o4"),
+    catalog=(
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "o1",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+    ),
+)

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from echo_stream.errors import InvalidRequest
-from echo_stream.providers.fastclient import FastClient, TransportError
+from echo_stream.providers.transport.errors import TransportError
+from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.settings import Settings, split_list
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def callback_client(policy: CallbackPolicy) -> FastClient:
         read_timeout=policy.timeout,
         max_connections=100,
         max_idle_per_host=10,
+        proxies={},  # straight to the host the SSRF guard checked, never through a proxy
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from echo_stream.errors import EchoError, InvalidRequest, NotFound, Unauthorized
 from echo_stream.events import EventStream
-from echo_stream.providers.fastclient import FastClient
+from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.sessions.answer import Answer, LogWriter
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
 from echo_stream.sessions.live import BatchingWriter, LiveLog

@@ -1,42 +1,22 @@
-"""The upstream client interface, and its httpx implementation.
+"""`UpstreamClient` over httpx, for tests that replace the network with an
+`httpx.MockTransport`, and (until `FastClient` speaks CONNECT) for outbound proxies.
 
-Production traffic goes through `FastClient` (asyncio + httptools; see `fastclient.py`), which
-costs a fraction of httpx per streamed chunk. httpx serves where its features are needed: an
-outbound proxy (`HTTPS_PROXY`/`HTTP_PROXY`, which FastClient does not speak) and tests, which
-replace the network with an `httpx.MockTransport`. Both raise the same `TransportError`s, so
-errors are translated once, in `http.py`.
+It raises the same `transport.errors` as `FastClient`, so errors are translated once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
 
 import httpx
 
-from echo_stream.providers.fastclient_conn import ConnectFailed, ConnectionBroken, TransportTimeout
-
-
-class UpstreamResponse(Protocol):
-    """A response whose status and headers have arrived; the body streams on demand."""
-
-    status: int
-    reason: str
-    headers: dict[str, str]
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
-
-    async def read(self, limit: int = 65536) -> bytes: ...
-
-    async def aclose(self) -> None: ...
-
-
-class UpstreamClient(Protocol):
-    """Sends one POST and returns as soon as the response headers are in."""
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse: ...
-
-    async def aclose(self) -> None: ...
+from echo_stream.providers.transport.base import UpstreamResponse
+from echo_stream.providers.transport.errors import (
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectTimeout,
+    ReadTimeout,
+)
 
 
 class _HttpxResponse:
@@ -51,7 +31,7 @@ class _HttpxResponse:
             async for chunk in self._response.aiter_bytes():
                 yield chunk
         except httpx.TimeoutException as exc:
-            raise TransportTimeout(str(exc) or "read timeout") from exc
+            raise ReadTimeout(str(exc) or "read timeout") from exc
         except httpx.HTTPError as exc:
             raise ConnectionBroken(repr(exc)) from exc
 
@@ -78,8 +58,10 @@ class HttpxClient:
         request = self._client.build_request("POST", url, content=body, headers=dict(headers))
         try:
             response = await self._client.send(request, stream=True)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ConnectTimeout(str(exc) or "connect timeout") from exc
         except httpx.TimeoutException as exc:
-            raise TransportTimeout(str(exc) or "timeout") from exc
+            raise ReadTimeout(str(exc) or "timeout") from exc
         except httpx.ConnectError as exc:
             raise ConnectFailed(repr(exc)) from exc
         except httpx.TransportError as exc:

@@ -9,12 +9,9 @@ import asyncio
 import ssl
 from collections import deque
 
-from echo_stream.providers.fastclient_conn import (
-    ConnectFailed,
-    Connection,
-    TransportError,
-    TransportTimeout,
-)
+from echo_stream.providers.transport.connection import Connection
+from echo_stream.providers.transport.errors import ConnectFailed, ConnectTimeout, TransportError
+from echo_stream.providers.transport.proxy import Proxy, open_tunnel
 
 
 class HostPool:
@@ -30,6 +27,9 @@ class HostPool:
         read_timeout: float,
         max_connections: int,
         max_idle: int,
+        max_head_bytes: int = 64 * 1024,
+        proxy: Proxy | None = None,
+        idle_timeout: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -38,6 +38,9 @@ class HostPool:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self.max_idle = max_idle
+        self.max_head_bytes = max_head_bytes
+        self.proxy = proxy
+        self.idle_timeout = idle_timeout
         self.idle: deque[Connection] = deque()
         self.open = 0
         self.closed = False
@@ -51,7 +54,7 @@ class HostPool:
                 raise TransportError("the client is closed")
             while self.idle and not fresh:
                 conn = self.idle.pop()
-                if conn.usable():
+                if conn.usable() and not self._expired(conn):
                     return conn, True
                 conn.abort()
             if self.open < self.max_connections:
@@ -67,20 +70,14 @@ class HostPool:
     async def _connect(self, deadline: float | None) -> Connection:
         loop = asyncio.get_running_loop()
         timeout = self.connect_timeout if deadline is None else deadline - loop.time()
-        conn = Connection(self, self.read_timeout)
+        conn = Connection(self, self.read_timeout, self.max_head_bytes)
         self.open += 1
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: conn,
-                    self.host,
-                    self.port,
-                    ssl=self.ssl_context,
-                    server_hostname=self.host if self.ssl_context is not None else None,
-                )
+                await self._open(loop, conn)
         except TimeoutError:
             conn.abort()
-            raise TransportTimeout(f"connecting to {self.host}:{self.port} timed out") from None
+            raise ConnectTimeout(f"connecting to {self.host}:{self.port} timed out") from None
         except OSError as exc:  # refused, DNS (gaierror), TLS (SSLError), reset in handshake
             conn.abort()
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
@@ -88,6 +85,23 @@ class HostPool:
             conn.abort()
             raise
         return conn
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
+        proxy, tls = self.proxy, self.ssl_context
+        if proxy is not None and tls is not None:  # https through a CONNECT tunnel
+            transport = await open_tunnel(proxy, self.host, self.port, tls, self.max_head_bytes)
+            transport.set_protocol(conn)
+            conn.connection_made(transport)
+        elif proxy is not None:  # plain http: absolute-form requests to the proxy itself
+            await loop.create_connection(lambda: conn, proxy.host, proxy.port)
+        else:
+            await loop.create_connection(
+                lambda: conn,
+                self.host,
+                self.port,
+                ssl=tls,
+                server_hostname=self.host if tls is not None else None,
+            )
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         waiter: asyncio.Future[bool] = loop.create_future()
@@ -105,7 +119,7 @@ class HostPool:
             timer.cancel()
         if not woken:
             self._waiters.remove(waiter)
-            raise TransportTimeout(
+            raise ConnectTimeout(
                 f"no free connection to {self.host}:{self.port} "
                 f"within {self.connect_timeout:g}s (max_connections={self.max_connections})"
             )
@@ -117,11 +131,18 @@ class HostPool:
                 waiter.set_result(True)
                 return
 
+    def _expired(self, conn: Connection) -> bool:
+        return conn.loop.time() - conn.idle_since > self.idle_timeout
+
     def release(self, conn: Connection) -> None:
-        """Keep a connection whose response ended cleanly, unless the pool is full or closed."""
+        """Keep a connection whose response ended cleanly, unless the pool is full or closed;
+        close the idle ones that outlived `idle_timeout` (the oldest are first)."""
+        while self.idle and self._expired(self.idle[0]):
+            self.idle.popleft().abort()
         if self.closed or len(self.idle) >= self.max_idle:
             conn.abort()
             return
+        conn.idle_since = conn.loop.time()
         self.idle.append(conn)
         self._wake_one()
 
@@ -132,6 +153,11 @@ class HostPool:
         if not conn.active and conn in self.idle:
             self.idle.remove(conn)
         self._wake_one()
+
+    def drop_idle(self) -> None:
+        """Close every idle connection (after one of them turned out to be stale)."""
+        while self.idle:
+            self.idle.pop().abort()
 
     def close(self) -> None:
         """Close the idle connections; waiters and later acquires fail."""

@@ -5,6 +5,7 @@ each close."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,14 +14,15 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from echo_stream.providers.fastclient import (
+from echo_stream.providers.transport.connection import PAUSE_READING_AT
+from echo_stream.providers.transport.errors import (
     ConnectFailed,
     ConnectionBroken,
-    FastClient,
+    LimitExceeded,
+    StaleConnection,
     TransportTimeout,
-    UpstreamResponse,
 )
-from echo_stream.providers.fastclient_conn import PAUSE_READING_AT
+from echo_stream.providers.transport.fastclient import FastClient, UpstreamResponse
 
 # --- a scriptable upstream -------------------------------------------------------------------
 
@@ -319,7 +321,9 @@ async def test_idle_connection_closed_by_server_is_replaced(client: FastClient) 
         assert server.connections == 2
 
 
-async def test_stale_connection_is_retried_once_on_a_fresh_one(client: FastClient) -> None:
+async def test_stale_connection_is_reported_as_stale_and_the_next_post_is_fresh(
+    client: FastClient,
+) -> None:
     async def handle(peer: Peer) -> None:
         await peer.request()
         peer.send(response(200, b"ok"))
@@ -329,12 +333,15 @@ async def test_stale_connection_is_retried_once_on_a_fresh_one(client: FastClien
             peer.writer.transport.abort()
 
     async with upstream(handle) as server:
-        for _ in range(3):
-            resp = await client.post(server.url, b"{}", {})
-            assert await body_of(resp) == b"ok"
-            await resp.aclose()
-        assert server.connections == 3
-        assert len(server.requests) == 5  # two requests were lost with their stale connections
+        resp = await client.post(server.url, b"{}", {})
+        assert await body_of(resp) == b"ok"
+        await resp.aclose()
+        with pytest.raises(StaleConnection):  # the retry rule (transport.retry) decides
+            await client.post(server.url, b"{}", {})
+        resp = await client.post(server.url, b"{}", {})
+        assert await body_of(resp) == b"ok"
+        await resp.aclose()
+        assert server.connections == 2
 
 
 async def test_failure_on_a_fresh_connection_is_not_retried(client: FastClient) -> None:
@@ -635,3 +642,59 @@ async def test_connection_paused_at_the_end_of_its_body_is_pooled_and_reads_agai
         resp = await client.post(server.url, b"{}", {})
         assert await body_of(resp) == body
         assert server.connections == 1
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+async def test_an_oversized_response_head_is_limit_exceeded() -> None:
+    async def handle(peer: Peer) -> None:
+        await peer.request()
+        peer.send(response(200, b"ok", "X-Big: " + "a" * 5000))
+        await peer.flush()
+        await peer.wait_for_close()
+
+    fast = FastClient(max_head_bytes=2048)
+    try:
+        async with upstream(handle) as server:
+            with pytest.raises(LimitExceeded):
+                await fast.post(server.url, b"{}", {})
+            await asyncio.wait_for(server.closed_by_client.wait(), 5)
+    finally:
+        await fast.aclose()
+
+
+async def test_an_endless_header_is_cut_off_at_the_limit() -> None:
+    async def handle(peer: Peer) -> None:
+        await peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):  # 1 MB, never ending the header line
+                peer.send(b"b" * 1024)
+                await peer.flush()
+
+    fast = FastClient(max_head_bytes=16 * 1024)
+    try:
+        async with upstream(handle) as server:
+            with pytest.raises(LimitExceeded):
+                await fast.post(server.url, b"{}", {})
+    finally:
+        await fast.aclose()
+
+
+async def test_interim_heads_count_towards_the_head_limit() -> None:
+    async def handle(peer: Peer) -> None:
+        await peer.request()
+        with contextlib.suppress(ConnectionError):
+            for _ in range(200):
+                peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n")
+            await peer.flush()
+            await peer.wait_for_close()
+
+    fast = FastClient(max_head_bytes=2048)
+    try:
+        async with upstream(handle) as server:
+            with pytest.raises(LimitExceeded):
+                await fast.post(server.url, b"{}", {})
+    finally:
+        await fast.aclose()

@@ -3,47 +3,49 @@
 httpx/httpcore/h11 cost ~40% of the gateway's CPU per streamed chunk; this client does the
 same job on asyncio protocols and httptools' C parser (see `fastclient_conn`).
 
-Errors, all raised as subclasses of `TransportError`:
-
-    ConnectFailed       could not connect: refused, DNS, TLS handshake
-    TransportTimeout    connect timeout, no free connection in time, or read_timeout seconds of
-                        silence while waiting for headers or between body chunks
-    ConnectionBroken    reset, EOF before the body ended, unparsable response
+Errors are those of `transport.errors`: `ConnectFailed`, `ConnectTimeout` (also for no free
+connection in time), `ReadTimeout` (read_timeout seconds of silence while waiting for headers or
+between body chunks), `ConnectionBroken`, `StaleConnection`, `LimitExceeded` (a head over
+`max_head_bytes`).
 
 Pool rules, per (scheme, host, port): idle connections are reused newest first, skipping
 ones the peer closed; a response whose body ended with keep-alive returns its connection on
 `aclose()` (or when `aiter_bytes()` runs out); anything else closes it. A request that fails on
-a reused connection before any response byte arrives (a stale keep-alive) is retried once on a
-fresh one. `max_connections` bounds open connections per host; callers beyond it wait up to
-`connect_timeout` for one to free up.
+a reused connection before any response byte arrives (a stale keep-alive) raises
+`StaleConnection` after dropping the pool's other idle connections, which are older still; the
+caller's retry rule (`transport.retry`) decides to send it again. `max_connections` bounds open
+connections per host; callers beyond it wait up to `connect_timeout` for one to free up.
+
+Idle pooled connections older than `idle_timeout` are closed instead of reused. Outbound
+proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are honoured: see `proxy`.
+TLS trusts `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else certifi's bundle (or the system's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
-from echo_stream.providers.fastclient_conn import (
-    ConnectFailed,
-    Connection,
+from echo_stream.providers.transport.connection import Connection
+from echo_stream.providers.transport.errors import (
     ConnectionBroken,
+    StaleConnection,
     TransportError,
-    TransportTimeout,
 )
-from echo_stream.providers.fastclient_pool import HostPool
+from echo_stream.providers.transport.pool import HostPool
+from echo_stream.providers.transport.proxy import (
+    Proxy,
+    check_proxies,
+    environment_proxies,
+    proxy_for,
+)
 
-__all__ = [
-    "ConnectFailed",
-    "ConnectionBroken",
-    "FastClient",
-    "TransportError",
-    "TransportTimeout",
-    "UpstreamResponse",
-]
+__all__ = ["FastClient", "UpstreamResponse"]
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _SKIPPED_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
@@ -153,14 +155,22 @@ class FastClient:
         read_timeout: float = 60.0,
         max_connections: int = 1000,
         max_idle_per_host: int = 100,
+        max_head_bytes: int = 64 * 1024,
+        idle_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
+        """`proxies` maps a scheme (or "all", "no") to a proxy URL; None reads the environment."""
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self.max_idle_per_host = max_idle_per_host
+        self.max_head_bytes = max_head_bytes
+        self.idle_timeout = idle_timeout
+        self._proxies = dict(environment_proxies() if proxies is None else proxies)
+        check_proxies(self._proxies)
         self._ssl_context = ssl_context
-        self._pools: dict[tuple[str, str, int], HostPool] = {}
+        self._pools: dict[tuple[str, str, int, Proxy | None], HostPool] = {}
         self._targets: dict[str, _Target] = {}
         self._closed = False
 
@@ -175,13 +185,13 @@ class FastClient:
             try:
                 conn.start(request)
                 await conn.wait_headers()
-            except ConnectionBroken:
+            except ConnectionBroken as exc:
                 if not reused or conn.got_bytes:
                     raise
-                conn.abort()  # a stale keep-alive connection: the server had closed it
-                conn, _ = await pool.acquire(fresh=True)
-                conn.start(request)
-                await conn.wait_headers()
+                pool.drop_idle()  # idle longer than this one, so likely closed by the server too
+                raise StaleConnection(
+                    f"a pooled connection was closed by the server: {exc}"
+                ) from exc
         except BaseException:
             conn.abort()
             raise
@@ -196,13 +206,17 @@ class FastClient:
     def _resolve(self, url: str) -> _Target:
         if self._closed:
             raise TransportError("the client is closed")
+        if not url.isascii() or not url.isprintable() or " " in url or "#" in url:
+            # URLs come from `transport.urls`; anything else here is a bug, never sent.
+            raise ValueError(f"unsafe upstream URL: {url!r}")
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = parts.hostname
         if scheme not in _DEFAULT_PORTS or not host:
             raise ValueError(f"not an http(s) URL: {url!r}")
         port = parts.port or _DEFAULT_PORTS[scheme]
-        key = (scheme, host, port)
+        proxy = proxy_for(scheme, host, self._proxies)
+        key = (scheme, host, port, proxy)
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = HostPool(
@@ -213,6 +227,9 @@ class FastClient:
                 read_timeout=self.read_timeout,
                 max_connections=self.max_connections,
                 max_idle=self.max_idle_per_host,
+                max_head_bytes=self.max_head_bytes,
+                proxy=proxy,
+                idle_timeout=self.idle_timeout,
             )
         authority = f"[{host}]" if ":" in host else host
         if port != _DEFAULT_PORTS[scheme]:
@@ -220,7 +237,12 @@ class FastClient:
         path = parts.path or "/"
         if parts.query:
             path = f"{path}?{parts.query}"
-        target = _Target(pool, f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n")
+        head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n"
+        if proxy is not None and scheme == "http":  # absolute form, to the proxy itself
+            head = f"POST http://{authority}{path} HTTP/1.1\r\nHost: {authority}\r\n"
+            if proxy.authorization:
+                head += f"Proxy-Authorization: {proxy.authorization}\r\n"
+        target = _Target(pool, head)
         if len(self._targets) >= _URL_CACHE_SIZE:
             self._targets.clear()
         self._targets[url] = target
@@ -235,6 +257,9 @@ class FastClient:
 
 
 def _default_ssl_context() -> ssl.SSLContext:
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
     try:
         import certifi
     except ImportError:

@@ -2,12 +2,9 @@
 parser, with the per-chunk path kept to a deque append and, only when a reader waits, one
 future result.
 
-Errors (re-exported by `echo_stream.providers.fastclient`):
-
-    TransportError              the request failed at the transport level
-    ├── ConnectFailed           could not connect: refused, DNS, TLS handshake
-    ├── TransportTimeout        connect timeout, or read_timeout seconds without a byte
-    └── ConnectionBroken        reset, EOF before the body ended, unparsable response
+Errors are those of `transport.errors`: `ReadTimeout` after read_timeout seconds of silence,
+`ConnectionBroken` for resets and unparsable responses, `LimitExceeded` for a response head over
+`max_head_bytes` (interim 1xx heads count towards it).
 
 The read timeout costs nothing per chunk: `data_received` notes `loop.time()`, and one
 `call_at` watchdog per request wakes at `last + read_timeout`, re-arming itself while bytes
@@ -22,27 +19,18 @@ from typing import Final, Protocol, cast
 
 import httptools
 
+from echo_stream.providers.transport.errors import (
+    ConnectionBroken,
+    LimitExceeded,
+    ReadTimeout,
+    TransportError,
+)
+
 PAUSE_READING_AT: Final = 1 << 20
 """Buffered unread body bytes above which the socket stops being read until the reader drains."""
 
 # uvloop rounds timers to the millisecond; a watchdog this close to its deadline has expired.
 _TIMER_SLACK: Final = 0.001
-
-
-class TransportError(Exception):
-    """Base: the request failed at the transport level."""
-
-
-class ConnectFailed(TransportError):
-    """Could not connect (refused, DNS, TLS handshake)."""
-
-
-class TransportTimeout(TransportError):
-    """Connect timeout, or no bytes for read_timeout seconds while waiting for headers or body."""
-
-
-class ConnectionBroken(TransportError):
-    """Reset, EOF before the body ended, or an unparsable response."""
 
 
 class ConnectionOwner(Protocol):
@@ -53,6 +41,10 @@ class ConnectionOwner(Protocol):
 
     def discard(self, conn: Connection) -> None:
         """Forget a connection that is closed or closing; called exactly once per connection."""
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside the parser when a complete head is over `max_head_bytes`."""
 
 
 class _UnexpectedMessage(Exception):
@@ -73,13 +65,17 @@ class Connection(asyncio.Protocol):
         "counted",
         "error",
         "got_bytes",
+        "head_bytes",
+        "head_parsed",
         "headers",
         "headers_done",
+        "idle_since",
         "interim",
         "keep_alive",
         "last",
         "loop",
         "lost",
+        "max_head_bytes",
         "owner",
         "parser",
         "paused",
@@ -93,10 +89,13 @@ class Connection(asyncio.Protocol):
         "watchdog",
     )
 
-    def __init__(self, owner: ConnectionOwner, read_timeout: float) -> None:
+    def __init__(
+        self, owner: ConnectionOwner, read_timeout: float, max_head_bytes: int = 64 * 1024
+    ) -> None:
         self.owner = owner
         self.loop = asyncio.get_running_loop()
         self.read_timeout = read_timeout
+        self.max_head_bytes = max_head_bytes
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.counted = True  # holds one of the pool's max_connections slots until discarded
@@ -107,6 +106,7 @@ class Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.chunks: deque[bytes] = deque()
         self.last = 0.0
+        self.idle_since = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -114,6 +114,8 @@ class Connection(asyncio.Protocol):
         self.reason = ""
         self.headers: dict[str, str] = {}
         self.headers_done = False
+        self.head_bytes = 0
+        self.head_parsed = 0
         self.interim = False
         self.until_close = False
         self.complete = False
@@ -210,7 +212,17 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(ConnectionBroken(f"unparsable response from upstream: {exc}"))
+            if self.head_parsed > self.max_head_bytes:
+                self._fail(LimitExceeded(f"response head over {self.max_head_bytes} bytes"))
+            else:
+                self._fail(ConnectionBroken(f"unparsable response from upstream: {exc}"))
+            return
+        if not self.headers_done:
+            # httptools buffers a header until its end, so an endless head is caught here,
+            # counting every byte that arrived before the final head was complete.
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_head_bytes:
+                self._fail(LimitExceeded(f"response head over {self.max_head_bytes} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -233,15 +245,19 @@ class Connection(asyncio.Protocol):
             raise _UnexpectedMessage
 
     def on_status(self, reason: bytes) -> None:
+        self.head_parsed += len(reason) + 16
         self.reason = reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_parsed += len(name) + len(value) + 4  # ": " and CRLF
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self.headers
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
+        if self.head_parsed > self.max_head_bytes:
+            raise _HeadTooLarge  # stops the parser; data_received reports LimitExceeded
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # interim (100 Continue, 103): skip it
             self.interim = True
@@ -316,6 +332,4 @@ class Connection(asyncio.Protocol):
             self.watchdog = self.loop.call_at(deadline, self._on_watchdog)
             return
         waiting_for = "the response body" if self.headers_done else "the response headers"
-        self._fail(
-            TransportTimeout(f"no bytes for {self.read_timeout:g}s waiting for {waiting_for}")
-        )
+        self._fail(ReadTimeout(f"no bytes for {self.read_timeout:g}s waiting for {waiting_for}"))
