@@ -17,10 +17,13 @@ from starlette.types import ASGIApp
 
 from echo_stream import __version__
 from echo_stream.ads.engine import AdEngine
-from echo_stream.api import ads, chat, health, models
+from echo_stream.api import ads, chat, health, models, operations
 from echo_stream.api.fastpath import ChatFastPath
+from echo_stream.api.observe import RequestObserver
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.ops.keys import read_sections
+from echo_stream.ops.runtime import build_operations
 from echo_stream.routing import build_router
 from echo_stream.settings import Settings
 from echo_stream.state import AppState
@@ -34,7 +37,10 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
 
     `transport` replaces the network for every upstream (tests).
     """
-    declarations = load_config(settings.echo_config) if settings.echo_config else None
+    config = settings.echo_config
+    # A file with only a keys: section (limits) leaves the model list at its defaults.
+    has_models = bool(config) and "models" in read_sections(config)  # type: ignore[arg-type]
+    declarations = load_config(config) if config and has_models else None
     try:
         router = build_router(settings, declarations, transport)
     except ConfigError as exc:
@@ -46,6 +52,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         ads=ads,
         client_keys=settings.client_keys(),
         admin_keys=settings.admin_keys(),
+        ops=build_operations(settings),
     )
 
 
@@ -77,19 +84,26 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     """Build the gateway app (uvicorn calls this with no arguments, as a factory)."""
     settings = settings or (state.settings if state else Settings())
     app_state = state or build_state(settings)
+    ops = app_state.ops or build_operations(settings)
+    app_state.ops = ops
+    observer: RequestObserver | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ops.drain.install_signal_hook()
         yield
         await app_state.router.aclose()
         if app_state.ads is not None:
             await app_state.ads.aclose()
+        if observer is not None:
+            await observer.aclose()
+        await ops.aclose()
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    for module in (chat, models, health, ads):
+    for module in (chat, models, health, ads, operations):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():
@@ -98,5 +112,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             allow_origins=list(origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
+            expose_headers=["X-Request-Id"],
         )
-    return served
+    observer = RequestObserver(served, ops)
+    return observer

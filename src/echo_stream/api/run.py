@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from echo_stream.events import EventStream
+from echo_stream.ops.record import RequestRecord, current_record, key_id
+from echo_stream.ops.stage import Admit, observe
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 from echo_stream.streaming.pipeline import Stage, build_pipeline, first_event_within
@@ -35,13 +37,35 @@ def run_chat(
 
     Nothing is sent upstream until the first event is awaited.
     """
+    record = current_record()
+    if record is not None:
+        record.model = chat.model
+        record.key_id = key_id(client_key) if client_key else None
+        record.user = chat.user
+        record.streamed = bool(chat.stream)
     route = state.router.resolve(chat.model)
     stages: list[Stage] = []
     if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
         stages.append(ad_stage)
+    if record is not None and state.ops is not None:
+        record.provider = route.provider.name
+        stages.append(_observing_stage(state, record))
     source = first_event_within(
         route.provider.stream(chat, route.upstream_model),
         state.settings.upstream_first_token_timeout,
         route.provider.name,
     )
     return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
+
+
+def _observing_stage(state: AppState, record: RequestRecord) -> Stage:
+    """The last stage: limits checked before anything goes upstream, then the record filled."""
+    assert state.ops is not None
+    drain, limiter = state.ops.drain, state.ops.limiter
+    admit: Admit | None = None
+    if limiter is not None:
+
+        async def admit() -> None:
+            record.response_headers += await limiter.admit(record.key_id, record.user)
+
+    return lambda events: observe(events, record, drain, admit)

@@ -22,6 +22,7 @@ from echo_stream.errors import (
     UpstreamUnavailable,
 )
 from echo_stream.events import FLUSH
+from echo_stream.ops.record import note_retry
 from echo_stream.providers.fastclient import FastClient
 from echo_stream.providers.fastclient_conn import TransportError, TransportTimeout
 from echo_stream.providers.httpx_client import HttpxClient, UpstreamClient, UpstreamResponse
@@ -99,15 +100,19 @@ async def open_stream(
         except TransportTimeout as exc:
             if last:
                 raise UpstreamTimeout(f"{provider} did not answer in time") from exc
+            kind = "timeout"
         except TransportError as exc:
             if last:
                 raise UpstreamUnavailable(f"could not reach {provider}: {exc}") from exc
+            kind = "connect"
         else:
             if response.status < 400:
                 return response
             error = await _status_error(provider, response)
             if last or response.status not in _RETRY_STATUSES:
                 raise error
+            kind = f"status_{response.status}"
+        note_retry(kind)
         await asyncio.sleep(_backoff(attempt))
     raise AssertionError("unreachable")
 

@@ -1,0 +1,122 @@
+"""The outermost ASGI middleware: a request id and a record for every request, one log line and
+the metrics at its end, usage and token counts once an answer is done.
+
+It wraps every face (the chat fast path and FastAPI alike), so an endpoint gets request ids,
+logs and metrics without doing anything: deeper layers fill the record they find in the
+`ContextVar` (see `ops.record`). On the per-chunk path it costs one extra coroutine call per
+write, which checks a dict key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from echo_stream.ops.logs import ACCESS_LOGGER, log_request
+from echo_stream.ops.record import (
+    RequestRecord,
+    new_request_id,
+    reset_record,
+    set_record,
+    valid_request_id,
+)
+from echo_stream.ops.runtime import Operations
+
+log = logging.getLogger(__name__)
+_REQUEST_ID = b"x-request-id"
+_EVENT_STREAM = b"text/event-stream"
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID:
+            text = value.decode("latin-1")
+            return text if valid_request_id(text) else None
+    return None
+
+
+def route_label(scope: Scope) -> str:
+    """The route's template (`/v1/ads/click/{impression_id}`), so ids never become labels."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    return scope["path"] if scope["path"] == "/v1/chat/completions" else "unmatched"
+
+
+class RequestObserver:
+    """Wraps the whole app; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, ops: Operations) -> None:
+        self.app = app
+        self.ops = ops
+        self.log = logging.getLogger(ACCESS_LOGGER)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = RequestRecord(
+            _incoming_id(scope) or new_request_id(), scope["method"], scope["path"]
+        )
+        token = set_record(record)
+        streams = self.ops.metrics.active_streams
+        streaming = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                headers = [*message.get("headers", ()), (_REQUEST_ID, record.request_id.encode())]
+                headers += record.response_headers
+                if any(k == b"content-type" and v.startswith(_EVENT_STREAM) for k, v in headers):
+                    streaming = True
+                    streams.inc()
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except BaseException as exc:
+            record.status = record.status or 500
+            record.error_type = record.error_type or type(exc).__name__
+            raise
+        finally:
+            if streaming:
+                streams.dec()
+            reset_record(token)
+            record.route = route_label(scope)
+            self._finish(record)
+
+    def _finish(self, record: RequestRecord) -> None:
+        record.duration_s = record.elapsed()
+        log_request(self.log, record)
+        try:
+            self.ops.metrics.observe(record)
+        except Exception:
+            log.exception("updating metrics failed")
+        if record.provider is not None and record.status == 200:
+            task = asyncio.ensure_future(self._account(record))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _account(self, record: RequestRecord) -> None:
+        """Usage per key, model and day, and the answer's tokens against its limits."""
+        tokens_in, tokens_out = record.input_tokens or 0, record.output_tokens or 0
+        try:
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            key = record.key_id or "anonymous"
+            await self.ops.usage.record(day, key, record.model or "", tokens_in, tokens_out)
+            if self.ops.limiter is not None:
+                await self.ops.limiter.spend(record.key_id, record.user, tokens_in + tokens_out)
+        except Exception:
+            log.exception("recording usage failed")
+
+    async def aclose(self) -> None:
+        """Let pending usage bookkeeping finish."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)

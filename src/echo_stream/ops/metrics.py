@@ -1,0 +1,131 @@
+"""Prometheus metrics, updated once per request from its `RequestRecord`.
+
+Nothing is counted on the per-chunk path: the observing stage keeps plain integers on the
+record and `Metrics.observe` adds them up when the request ends. With several workers
+(`PROMETHEUS_MULTIPROC_DIR` set by the launcher) prometheus-client writes each worker's values
+to files in that directory and `/metrics` sums them (`render`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as multiprocess
+
+from echo_stream.ops.record import RequestRecord
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by the workers' metric files, when several workers run."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """The gateway's metrics, in their own registry (one per app, so tests stay apart)."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        labels = ("route", "model", "provider", "status")
+        self.requests = Counter("echo_requests", "Requests answered", labels, registry=registry)
+        self.ttft = Histogram(
+            "echo_time_to_first_token_seconds",
+            "From the request's arrival to the first answer event",
+            ("model", "provider"),
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "echo_request_duration_seconds",
+            "From the request's arrival to the end of its response",
+            ("route", "streamed"),
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.chunks = Counter(
+            "echo_stream_events",
+            "Answer events passed to clients",
+            ("provider",),
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "echo_tokens",
+            "Tokens reported by providers",
+            ("model", "provider", "direction"),
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "echo_upstream_errors",
+            "Failed answers by error type",
+            ("provider", "type"),
+            registry=registry,
+        )
+        self.retries = Counter(
+            "echo_upstream_retries",
+            "Upstream retries by what was retried",
+            ("provider", "kind"),
+            registry=registry,
+        )
+        self.active_streams = Gauge(
+            "echo_active_streams",
+            "Streamed responses in progress",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.ad_decisions = Counter(
+            "echo_ad_decisions",
+            "Ad decisions per response",
+            ("decision", "reason"),
+            registry=registry,
+        )
+        self.ad_impressions = Counter(
+            "echo_ad_impressions", "Ad blocks delivered in completed responses", registry=registry
+        )
+        self.ad_clicks = Counter("echo_ad_clicks", "Ad links followed", registry=registry)
+
+    def observe(self, record: RequestRecord) -> None:
+        """Add one finished request to the metrics."""
+        model = record.model or ""
+        provider = record.provider or ""
+        self.requests.labels(record.route, model, provider, str(record.status)).inc()
+        self.duration.labels(record.route, _flag(record.streamed)).observe(record.duration_s)
+        if record.ttft_s is not None:
+            self.ttft.labels(model, provider).observe(record.ttft_s)
+        if record.chunks:
+            self.chunks.labels(provider).inc(record.chunks)
+        if record.input_tokens:
+            self.tokens.labels(model, provider, "input").inc(record.input_tokens)
+        if record.output_tokens:
+            self.tokens.labels(model, provider, "output").inc(record.output_tokens)
+        if record.error_type is not None and record.provider is not None:
+            self.upstream_errors.labels(provider, record.error_type).inc()
+        for kind in record.retries:
+            self.retries.labels(provider, kind).inc()
+        if record.ad is not None:
+            self.ad_decisions.labels(record.ad, record.ad_reason or "").inc()
+        if record.ad_impressions:
+            self.ad_impressions.inc(record.ad_impressions)
+        if record.ad_clicks:
+            self.ad_clicks.inc(record.ad_clicks)
+
+    def render(self) -> bytes:
+        """The text exposition format, summed over every worker in multi-process mode."""
+        if (directory := multiprocess_dir()) is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
