@@ -16,6 +16,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client import multiprocess as multiprocess
@@ -35,6 +36,7 @@ class Metrics:
     """The gateway's metrics, in their own registry (one per app, so tests stay apart)."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # `_created` series double the output and nobody reads them
         self.registry = registry = CollectorRegistry(auto_describe=True)
         labels = ("route", "model", "provider", "status")
         self.requests = Counter("echo_requests", "Requests answered", labels, registry=registry)

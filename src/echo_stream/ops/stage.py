@@ -52,7 +52,7 @@ async def observe(
         raise
     except asyncio.CancelledError:
         if drain is None or not drain.cutting or task is None:
-            record.error_type = record.error_type or "cancelled"
+            record.error_type = record.error_type or "client_disconnect"
             raise
         task.uncancel()
         record.error_type = "shutting_down"
