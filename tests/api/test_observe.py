@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -22,6 +23,18 @@ LOGGER = "echo_stream.request"
 
 def _request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     return [r.__dict__["fields"] for r in caplog.records if r.name == LOGGER]
+
+
+def _line(caplog: pytest.LogCaptureFixture, **match: object) -> dict[str, object]:
+    """The one request line matching `match`; it is written just after the response ends, so
+    the client can be a moment ahead of it."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [f for f in _request_lines(caplog) if all(f.get(k) == v for k, v in match.items())]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.02)
 
 
 def test_request_id_is_made_or_kept_and_returned_everywhere(server: Callable[..., str]) -> None:
@@ -58,7 +71,7 @@ def test_streamed_answer_logs_one_line_with_its_facts(
         request_id = stream.headers["x-request-id"]
         text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
     assert text == "Hello there."
-    (line,) = [f for f in _request_lines(caplog) if f["request_id"] == request_id]
+    line = _line(caplog, request_id=request_id)
     assert line["route"] == "/v1/chat/completions" and line["status"] == 200
     assert line["model"] == "gpt-4o" and line["provider"] == "openai"
     assert line["streamed"] is True and line["user"] == "alice"
@@ -80,7 +93,7 @@ def test_upstream_failure_and_retry_are_on_the_line_and_in_metrics(
     client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
     with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(openai.APIStatusError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    (line,) = [f for f in _request_lines(caplog) if f["route"] == "/v1/chat/completions"]
+    line = _line(caplog, route="/v1/chat/completions")
     assert line["status"] == 502 and line["retries"] == 1 and line["streamed"] is False
     assert line["error_type"] == "upstream_unavailable"
     assert httpx.get(base + "/metrics").status_code == 401
@@ -123,7 +136,7 @@ def test_ad_reason_reaches_the_log_line(
     client = openai.OpenAI(base_url=base + "/v1", api_key="vip", max_retries=0)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         client.chat.completions.create(model="echo-mock", messages=MESSAGES)
-    (line,) = [f for f in _request_lines(caplog) if f["route"] == "/v1/chat/completions"]
+    line = _line(caplog, route="/v1/chat/completions")
     assert line["ad"] == "none" and line["ad_reason"] == "ad_free_key"
 
 
