@@ -37,6 +37,16 @@ def _line(caplog: pytest.LogCaptureFixture, **match: object) -> dict[str, object
         time.sleep(0.02)
 
 
+def _metrics(base: str, ready: str, headers: dict[str, str] | None = None) -> str:
+    """`/metrics` once it shows `ready` (requests are counted just after their response)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(base + "/metrics", headers=headers).text
+        if ready in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)
+
+
 def test_request_id_is_made_or_kept_and_returned_everywhere(server: Callable[..., str]) -> None:
     base = server(make_app())
     made = httpx.get(base + "/health")
@@ -97,7 +107,7 @@ def test_upstream_failure_and_retry_are_on_the_line_and_in_metrics(
     assert line["status"] == 502 and line["retries"] == 1 and line["streamed"] is False
     assert line["error_type"] == "upstream_unavailable"
     assert httpx.get(base + "/metrics").status_code == 401
-    metrics = httpx.get(base + "/metrics", headers={"Authorization": "Bearer adm"}).text
+    metrics = _metrics(base, 'status="502"', {"Authorization": "Bearer adm"})
     assert 'echo_upstream_retries_total{kind="status_503",provider="openai"} 1.0' in metrics
     assert (
         'echo_upstream_errors_total{provider="openai",type="upstream_unavailable"} 1.0' in metrics
@@ -116,7 +126,7 @@ def test_metrics_count_answers_tokens_and_ads(server: Callable[..., str]) -> Non
             model="echo-mock", messages=MESSAGES, stream=True
         ):
             pass
-    metrics = httpx.get(base + "/metrics").text
+    metrics = _metrics(base, "echo_ad_impressions_total 2.0")
     assert re.search(
         r'echo_tokens_total\{direction="output",model="echo-mock",provider="mock"\} \d+', metrics
     )
