@@ -70,16 +70,16 @@ def test_streamed_answer_logs_one_line_with_its_facts(
         api_key="sk-client-secret-1",
         max_retries=0,
     )
-    with caplog.at_level(logging.INFO, logger=LOGGER):
-        stream = client.chat.completions.with_raw_response.create(
-            model="gpt-4o",
-            messages=MESSAGES,
-            stream=True,
-            user="alice",
-            stream_options={"include_usage": True},
-        )
-        request_id = stream.headers["x-request-id"]
-        text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        user="alice",
+        stream_options={"include_usage": True},
+    )
+    request_id = stream.headers["x-request-id"]
+    text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
     assert text == "Hello there."
     line = _line(caplog, request_id=request_id)
     assert line["route"] == "/v1/chat/completions" and line["status"] == 200
@@ -101,7 +101,8 @@ def test_upstream_failure_and_retry_are_on_the_line_and_in_metrics(
         make_app(upstream, upstream_max_retries=1, echo_admin_keys="adm", metrics_open=False)
     )
     client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
-    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(openai.APIStatusError):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with pytest.raises(openai.APIStatusError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     line = _line(caplog, route="/v1/chat/completions")
     assert line["status"] == 502 and line["retries"] == 1 and line["streamed"] is False
@@ -144,8 +145,8 @@ def test_ad_reason_reaches_the_log_line(
 ) -> None:
     base = server(make_app(ad_injection_rate=1.0, ad_free_keys="vip"))
     client = openai.OpenAI(base_url=base + "/v1", api_key="vip", max_retries=0)
-    with caplog.at_level(logging.INFO, logger=LOGGER):
-        client.chat.completions.create(model="echo-mock", messages=MESSAGES)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    client.chat.completions.create(model="echo-mock", messages=MESSAGES)
     line = _line(caplog, route="/v1/chat/completions")
     assert line["ad"] == "none" and line["ad_reason"] == "ad_free_key"
 
