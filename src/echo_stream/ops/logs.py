@@ -21,7 +21,7 @@ from echo_stream.ops.record import RequestRecord
 ACCESS_LOGGER = "echo_stream.request"
 REDACTED = "[redacted]"
 _PATTERNS = re.compile(
-    r"(?i)(?P<q>access_token=)[^&\s\"']+"
+    r"(?i)(?P<q>access_token=|[?&](?:key|token|api_key)=)[^&\s\"']+"
     r"|(?P<b>bearer\s+)[^\s\"',]+"
     r"|(?P<h>(?:x-api-key|x-goog-api-key|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,]+"
     r"|\b(?:sk|ak|gk)-[A-Za-z0-9_\-]{8,}"
