@@ -69,15 +69,16 @@ class RequestObserver:
 
         async def observed_send(message: Message) -> None:
             nonlocal streaming
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-                headers = [*message.get("headers", ()), (_REQUEST_ID, record.request_id.encode())]
-                headers += record.response_headers
-                if any(k == b"content-type" and v.startswith(_EVENT_STREAM) for k, v in headers):
-                    streaming = True
-                    streams.inc()
-                message = {**message, "headers": headers}
-            await send(message)
+            if record.status:  # the body's chunks: the common case, passed straight on
+                await send(message)
+                return
+            record.status = message["status"]
+            headers = [*message.get("headers", ()), (_REQUEST_ID, record.request_id.encode())]
+            headers += record.response_headers
+            if any(k == b"content-type" and v.startswith(_EVENT_STREAM) for k, v in headers):
+                streaming = True
+                streams.inc()
+            await send({**message, "headers": headers})
 
         try:
             await self.app(scope, receive, observed_send)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from echo_stream.events import EventStream
 from echo_stream.ops.record import RequestRecord, current_record, key_id
-from echo_stream.ops.stage import Admit, observe
+from echo_stream.ops.stage import Admit, observed_source
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 from echo_stream.streaming.pipeline import Stage, build_pipeline, first_event_within
@@ -47,25 +47,30 @@ def run_chat(
     stages: list[Stage] = []
     if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
         stages.append(ad_stage)
+    events = route.provider.stream(chat, route.upstream_model)
+    timeout = state.settings.upstream_first_token_timeout
     if record is not None and state.ops is not None:
         record.provider = route.provider.name
-        stages.append(_observing_stage(state, record))
-    source = first_event_within(
-        route.provider.stream(chat, route.upstream_model),
-        state.settings.upstream_first_token_timeout,
-        route.provider.name,
-    )
+        source = _observed(state, record, events)
+    else:
+        source = first_event_within(events, timeout, route.provider.name)
     return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
 
 
-def _observing_stage(state: AppState, record: RequestRecord) -> Stage:
-    """The last stage: limits checked before anything goes upstream, then the record filled."""
+def _observed(state: AppState, record: RequestRecord, events: EventStream) -> EventStream:
+    """The provider's events behind the key's limits and the first-token guard, observed."""
     assert state.ops is not None
-    drain, limiter = state.ops.drain, state.ops.limiter
+    limiter = state.ops.limiter
     admit: Admit | None = None
     if limiter is not None:
 
         async def admit() -> None:
             record.response_headers += await limiter.admit(record.key_id, record.user)
 
-    return lambda events: observe(events, record, drain, admit)
+    return observed_source(
+        events,
+        record,
+        first_token_s=state.settings.upstream_first_token_timeout,
+        drain=state.ops.drain,
+        admit=admit,
+    )

@@ -1,9 +1,11 @@
-"""The observing stage: the last stage of every answer's pipeline, whatever the face.
+"""The observing source: the provider's events, guarded and watched, for every face.
 
-It admits the request against its key's limits before anything is sent upstream, notes time to
-first token, tokens, the finish reason and the error type on the request's record, and lets the
-drain cut the answer. Per event it does a type check and an integer increment: nothing is
-allocated and no metric is touched until the request ends.
+It takes the place of `streaming.pipeline.first_event_within` at the head of the pipeline (so
+observing adds no stage of its own): it admits the request against its key's limits before
+anything is sent upstream, applies the first-token timeout, notes time to first token, tokens,
+the finish reason and the error type on the request's record, and lets the drain cut the
+answer. Per event it does an identity check, an integer increment and two `isinstance` checks:
+nothing is allocated and no metric is touched until the request ends.
 """
 
 from __future__ import annotations
@@ -16,36 +18,42 @@ from echo_stream.errors import EchoError
 from echo_stream.events import FLUSH, EventStream, Finish, Usage
 from echo_stream.ops.drain import Drain, ShuttingDown
 from echo_stream.ops.record import RequestRecord
+from echo_stream.streaming.pipeline import first_event
 
 Admit = Callable[[], Awaitable[None]]
 
 
-async def observe(
-    events: EventStream, record: RequestRecord, drain: Drain | None, admit: Admit | None
+async def observed_source(
+    events: EventStream,
+    record: RequestRecord,
+    *,
+    first_token_s: float,
+    drain: Drain | None,
+    admit: Admit | None,
 ) -> EventStream:
-    """Pass `events` through unchanged, writing what they say onto `record`."""
-    if admit is not None:
-        await admit()
+    """`events` after the limit check and the first-token guard, written onto `record`."""
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.add(task)
     chunks = 0
-    waiting = True
     try:
         async with aclosing(events):
+            if admit is not None:
+                await admit()
+            first = await first_event(events, first_token_s, record.provider or "the provider")
+            if first is None:
+                return
+            record.ttft_s = record.elapsed()
+            chunks = 1
+            _note(record, first)
+            yield first
             async for event in events:
                 if event is FLUSH:
                     yield event
                     continue
-                if waiting:
-                    record.ttft_s = record.elapsed()
-                    waiting = False
                 chunks += 1
-                if isinstance(event, Usage):
-                    record.input_tokens = event.prompt_tokens
-                    record.output_tokens = event.completion_tokens
-                elif isinstance(event, Finish) and event.choice == 0:
-                    record.finish = event.reason
+                if isinstance(event, (Usage, Finish)):
+                    _note(record, event)
                 yield event
     except EchoError as error:
         record.error_type = error.code or error.type
@@ -61,3 +69,11 @@ async def observe(
         record.chunks += chunks
         if drain is not None and task is not None:
             drain.discard(task)
+
+
+def _note(record: RequestRecord, event: object) -> None:
+    if isinstance(event, Usage):
+        record.input_tokens = event.prompt_tokens
+        record.output_tokens = event.completion_tokens
+    elif isinstance(event, Finish) and event.choice == 0:
+        record.finish = event.reason
