@@ -158,12 +158,12 @@ def _routes(routes: Any) -> Iterator[Any]:
 
 
 def prepare_metrics_dir(workers: int) -> None:
-    """With several workers, give prometheus-client one empty directory for all of them."""
-    if workers <= 1:
-        return
+    """With several workers (or a directory named by the operator), give prometheus-client one
+    empty directory that every process of this run writes its figures to."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="echo-metrics-")
+        if workers > 1:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="echo-metrics-")
         return
     path = Path(directory)
     if path.exists():
