@@ -208,3 +208,13 @@ def test_usage_is_per_key_and_model_and_admin_only(server: Callable[..., str]) -
     assert all(row["key_id"].startswith("key_") for row in rows)
     assert httpx.get(base + "/v1/usage?date=yesterday", headers=admin).status_code == 400
     assert httpx.get(base + "/v1/usage?date=2001-01-01", headers=admin).json()["data"] == []
+
+
+def test_unknown_model_names_do_not_become_metric_labels(server: Callable[..., str]) -> None:
+    base = server(make_app(metrics_open=True))
+    client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="made-up-name-123", messages=MESSAGES)
+    metrics = _metrics(base, 'status="404"')
+    assert "made-up-name-123" not in metrics
+    assert 'route="/v1/chat/completions",status="404"' in metrics

@@ -98,7 +98,8 @@ class Metrics:
 
     def observe(self, record: RequestRecord) -> None:
         """Add one finished request to the metrics."""
-        model = record.model or ""
+        # A model name is a label only once it routed: clients choose names, routes are finite.
+        model = (record.model or "") if record.provider is not None else ""
         provider = record.provider or ""
         self.requests.labels(record.route, model, provider, str(record.status)).inc()
         self.duration.labels(record.route, _flag(record.streamed)).observe(record.duration_s)
