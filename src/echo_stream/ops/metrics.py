@@ -9,6 +9,7 @@ to files in that directory and `/metrics` sums them (`render`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,22 +96,29 @@ class Metrics:
             "echo_ad_impressions", "Ad blocks delivered in completed responses", registry=registry
         )
         self.ad_clicks = Counter("echo_ad_clicks", "Ad links followed", registry=registry)
+        # `labels()` validates and locks on every call; one dict lookup per request is enough.
+        self._answers: dict[tuple[str, str, str, str, bool | None], _AnswerSeries] = {}
 
     def observe(self, record: RequestRecord) -> None:
         """Add one finished request to the metrics."""
         # A model name is a label only once it routed: clients choose names, routes are finite.
         model = (record.model or "") if record.provider is not None else ""
         provider = record.provider or ""
-        self.requests.labels(record.route, model, provider, str(record.status)).inc()
-        self.duration.labels(record.route, _flag(record.streamed)).observe(record.duration_s)
-        if record.ttft_s is not None:
-            self.ttft.labels(model, provider).observe(record.ttft_s)
-        if record.chunks:
-            self.chunks.labels(provider).inc(record.chunks)
-        if record.input_tokens:
-            self.tokens.labels(model, provider, "input").inc(record.input_tokens)
-        if record.output_tokens:
-            self.tokens.labels(model, provider, "output").inc(record.output_tokens)
+        key = (record.route, model, provider, str(record.status), record.streamed)
+        series = self._answers.get(key)
+        if series is None:
+            series = self._answers[key] = self._series(key)
+        series.requests.inc()
+        series.duration.observe(record.duration_s)
+        if (answer := series.answer) is not None:  # the request reached a model
+            if record.ttft_s is not None:
+                answer.ttft.observe(record.ttft_s)
+            if record.chunks:
+                answer.chunks.inc(record.chunks)
+            if record.input_tokens:
+                answer.tokens_in.inc(record.input_tokens)
+            if record.output_tokens:
+                answer.tokens_out.inc(record.output_tokens)
         if record.error_type is not None and record.provider is not None:
             self.upstream_errors.labels(provider, record.error_type).inc()
         for kind in record.retries:
@@ -122,6 +130,22 @@ class Metrics:
         if record.ad_clicks:
             self.ad_clicks.inc(record.ad_clicks)
 
+    def _series(self, key: tuple[str, str, str, str, bool | None]) -> _AnswerSeries:
+        route, model, provider, status, streamed = key
+        answer = None
+        if provider:
+            answer = _ModelSeries(
+                ttft=self.ttft.labels(model, provider),
+                chunks=self.chunks.labels(provider),
+                tokens_in=self.tokens.labels(model, provider, "input"),
+                tokens_out=self.tokens.labels(model, provider, "output"),
+            )
+        return _AnswerSeries(
+            requests=self.requests.labels(route, model, provider, status),
+            duration=self.duration.labels(route, _flag(streamed)),
+            answer=answer,
+        )
+
     def render(self) -> bytes:
         """The text exposition format, summed over every worker in multi-process mode."""
         if (directory := multiprocess_dir()) is not None:
@@ -129,6 +153,25 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+@dataclass(slots=True, frozen=True)
+class _ModelSeries:
+    """The labelled children of a request that reached a model."""
+
+    ttft: Histogram
+    chunks: Counter
+    tokens_in: Counter
+    tokens_out: Counter
+
+
+@dataclass(slots=True, frozen=True)
+class _AnswerSeries:
+    """The labelled children one kind of request updates."""
+
+    requests: Counter
+    duration: Histogram
+    answer: _ModelSeries | None
 
 
 def _flag(value: bool | None) -> str:
