@@ -9,7 +9,6 @@ write, which checks a dict key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -54,7 +53,6 @@ class RequestObserver:
         self.app = app
         self.ops = ops
         self.log = logging.getLogger(ACCESS_LOGGER)
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,6 +90,10 @@ class RequestObserver:
             reset_record(token)
             record.route = route_label(scope)
             self._finish(record)
+        if record.provider is not None and record.status == 200:
+            # After the response's last byte, so it delays no client; inline rather than in a
+            # task of its own, which would cost more than the in-memory bookkeeping itself.
+            await self._account(record)
 
     def _finish(self, record: RequestRecord) -> None:
         record.duration_s = record.elapsed()
@@ -100,10 +102,6 @@ class RequestObserver:
             self.ops.metrics.observe(record)
         except Exception:
             log.exception("updating metrics failed")
-        if record.provider is not None and record.status == 200:
-            task = asyncio.ensure_future(self._account(record))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     async def _account(self, record: RequestRecord) -> None:
         """Usage per key, model and day, and the answer's tokens against its limits."""
@@ -118,6 +116,5 @@ class RequestObserver:
             log.exception("recording usage failed")
 
     async def aclose(self) -> None:
-        """Let pending usage bookkeeping finish."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        """Hand the last batched counts to the metrics."""
+        self.ops.metrics.flush()

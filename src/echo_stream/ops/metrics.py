@@ -8,6 +8,7 @@ to files in that directory and `/metrics` sums them (`render`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from echo_stream.ops.record import RequestRecord
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_FLUSH_EVERY_S = 1.0
 
 
 def multiprocess_dir() -> str | None:
@@ -98,6 +100,10 @@ class Metrics:
         self.ad_clicks = Counter("echo_ad_clicks", "Ad links followed", registry=registry)
         # `labels()` validates and locks on every call; one dict lookup per request is enough.
         self._answers: dict[tuple[str, str, str, str, bool | None], _AnswerSeries] = {}
+        # prometheus-client spends ~2 µs on each `inc`; counters are summed here and handed over
+        # a second later (and before every scrape), histograms observed at once.
+        self._pending: dict[Counter, float] = {}
+        self._flush_scheduled = False
 
     def observe(self, record: RequestRecord) -> None:
         """Add one finished request to the metrics."""
@@ -108,17 +114,19 @@ class Metrics:
         series = self._answers.get(key)
         if series is None:
             series = self._answers[key] = self._series(key)
-        series.requests.inc()
+        pending = self._pending
+        pending[series.requests] = pending.get(series.requests, 0) + 1
         series.duration.observe(record.duration_s)
         if (answer := series.answer) is not None:  # the request reached a model
             if record.ttft_s is not None:
                 answer.ttft.observe(record.ttft_s)
-            if record.chunks:
-                answer.chunks.inc(record.chunks)
-            if record.input_tokens:
-                answer.tokens_in.inc(record.input_tokens)
-            if record.output_tokens:
-                answer.tokens_out.inc(record.output_tokens)
+            for counter, amount in (
+                (answer.chunks, record.chunks),
+                (answer.tokens_in, record.input_tokens),
+                (answer.tokens_out, record.output_tokens),
+            ):
+                if amount:
+                    pending[counter] = pending.get(counter, 0) + amount
         if record.error_type is not None and record.provider is not None:
             self.upstream_errors.labels(provider, record.error_type).inc()
         for kind in record.retries:
@@ -129,6 +137,22 @@ class Metrics:
             self.ad_impressions.inc(record.ad_impressions)
         if record.ad_clicks:
             self.ad_clicks.inc(record.ad_clicks)
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+            else:
+                loop.call_later(_FLUSH_EVERY_S, self.flush)
+                self._flush_scheduled = True
+
+    def flush(self) -> None:
+        """Hand the counts summed since the last flush to prometheus-client (a worker's scraped
+        files thus lag by at most a second, idle or not)."""
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for counter, amount in pending.items():
+            counter.inc(amount)
 
     def _series(self, key: tuple[str, str, str, str, bool | None]) -> _AnswerSeries:
         route, model, provider, status, streamed = key
@@ -148,6 +172,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text exposition format, summed over every worker in multi-process mode."""
+        self.flush()
         if (directory := multiprocess_dir()) is not None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
