@@ -3,7 +3,8 @@
 Every endpoint (the OpenAI API, and each other face: stored conversations, session streams,
 the voice stream, the web chat) builds a `ChatCompletionRequest`, calls `run_chat`, and encodes
 the events it gets into its own wire format. Routing, retries, timeouts and ads therefore live
-in one place; a face never re-implements them. Disconnect handling comes from handing the
+in one place; a face never re-implements them. So do per-key limits, the drain and the request's
+record (model, provider, tokens, time to first token: `ops.stage`), so every face is observed. Disconnect handling comes from handing the
 encoded bytes to `streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
 """
 
