@@ -3,8 +3,9 @@ the metrics at its end, usage and token counts once an answer is done.
 
 It wraps every face (the chat fast path and FastAPI alike), so an endpoint gets request ids,
 logs and metrics without doing anything: deeper layers fill the record they find in the
-`ContextVar` (see `ops.record`). On the per-chunk path it costs one extra coroutine call per
-write, which checks one attribute (`python -m bench.observe_cost` measures it).
+`ContextVar` (see `ops.record`). It adds nothing per chunk on the chat fast path, whose
+responses add the request's headers themselves (`ops.record.response_started`); other
+responses get them from a thin wrapper around `send`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from echo_stream.api.fastpath import CHAT_PATH
 from echo_stream.ops.logs import ACCESS_LOGGER, log_request
 from echo_stream.ops.record import (
     RequestRecord,
     new_request_id,
     reset_record,
+    response_started,
     set_record,
     valid_request_id,
 )
@@ -26,7 +29,8 @@ from echo_stream.ops.runtime import Operations
 
 log = logging.getLogger(__name__)
 _REQUEST_ID = b"x-request-id"
-_EVENT_STREAM = b"text/event-stream"
+_CLIENT_CLOSED = 499
+"""Logged when the client left before any response started (nginx's convention)."""
 
 
 def _incoming_id(scope: Scope) -> str | None:
@@ -43,7 +47,7 @@ def route_label(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    return scope["path"] if scope["path"] == "/v1/chat/completions" else "unmatched"
+    return CHAT_PATH if scope["path"] == CHAT_PATH else "unmatched"
 
 
 class RequestObserver:
@@ -62,32 +66,27 @@ class RequestObserver:
             _incoming_id(scope) or new_request_id(), scope["method"], scope["path"]
         )
         token = set_record(record)
-        streams = self.ops.metrics.active_streams
-        streaming = False
 
         async def observed_send(message: Message) -> None:
-            nonlocal streaming
-            if record.status:  # the body's chunks: the common case, passed straight on
+            if record.status:  # the body's chunks: passed straight on
                 await send(message)
                 return
             record.status = message["status"]
-            headers = [*message.get("headers", ()), (_REQUEST_ID, record.request_id.encode())]
-            headers += record.response_headers
-            if any(k == b"content-type" and v.startswith(_EVENT_STREAM) for k, v in headers):
-                streaming = True
-                streams.inc()
+            headers = [*message.get("headers", ()), *response_started(record.status)]
             await send({**message, "headers": headers})
 
+        # The chat fast path answers through the gateway's response classes, which add the
+        # request's headers themselves: no wrapper around each of its (per-token) writes.
+        fast = scope["path"] == CHAT_PATH and scope["method"] == "POST"
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, receive, send if fast else observed_send)
         except BaseException as exc:
             record.status = record.status or 500
             record.error_type = record.error_type or type(exc).__name__
             raise
         finally:
-            if streaming:
-                streams.dec()
             reset_record(token)
+            record.status = record.status or _CLIENT_CLOSED
             record.route = route_label(scope)
             self._finish(record)
         if record.provider is not None and record.status == 200:

@@ -3,9 +3,10 @@
 Every endpoint (the OpenAI API, and each other face: stored conversations, session streams,
 the voice stream, the web chat) builds a `ChatCompletionRequest`, calls `run_chat`, and encodes
 the events it gets into its own wire format. Routing, retries, timeouts and ads therefore live
-in one place; a face never re-implements them. So do per-key limits, the drain and the request's
-record (model, provider, tokens, time to first token: `ops.stage`), so every face is observed. Disconnect handling comes from handing the
-encoded bytes to `streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
+in one place; a face never re-implements them. So do per-key limits, the drain and the
+request's record (model, provider, tokens, time to first token: `ops.stage`), so every face is
+observed. Disconnect handling comes from handing the encoded bytes to
+`streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
 """
 
 from __future__ import annotations
@@ -74,4 +75,5 @@ def _observed(state: AppState, record: RequestRecord, events: EventStream) -> Ev
         first_token_s=state.settings.upstream_first_token_timeout,
         drain=state.ops.drain,
         admit=admit,
+        active=state.ops.metrics.active_streams,
     )

@@ -59,8 +59,8 @@ class Metrics:
             registry=registry,
         )
         self.chunks = Counter(
-            "echo_stream_events",
-            "Answer events passed to clients",
+            "echo_stream_chunks",
+            "Upstream reads passed on to clients (one write each when streaming)",
             ("provider",),
             registry=registry,
         )

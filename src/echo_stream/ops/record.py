@@ -68,7 +68,8 @@ class RequestRecord:
     finish: str | None = None
     error_type: str | None = None
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    """Extra headers the middleware adds when the response starts (rate-limit state)."""
+    """Extra headers for the response (rate-limit state), added with the request id."""
+    headers_added: bool = False
 
     def elapsed(self) -> float:
         """Seconds since the request arrived."""
@@ -91,6 +92,21 @@ def set_record(record: RequestRecord | None) -> Token[RequestRecord | None]:
 def reset_record(token: Token[RequestRecord | None]) -> None:
     """Undo a `set_record`."""
     _current.reset(token)
+
+
+def response_started(status: int) -> list[tuple[bytes, bytes]]:
+    """The headers to add to a response starting now with `status` (the request id, rate-limit
+    state), noting the status; empty outside a request or once already handed out.
+
+    The gateway's own response classes call it, so the chat fast path needs no wrapper around
+    every `send`; the middleware adds the same headers to any other response.
+    """
+    record = _current.get()
+    if record is None or record.headers_added:
+        return []
+    record.status = status
+    record.headers_added = True
+    return [(b"x-request-id", record.request_id.encode()), *record.response_headers]
 
 
 def note_retry(kind: str) -> None:

@@ -4,8 +4,9 @@ It takes the place of `streaming.pipeline.first_event_within` at the head of the
 observing adds no stage of its own): it admits the request against its key's limits before
 anything is sent upstream, applies the first-token timeout, notes time to first token, tokens,
 the finish reason and the error type on the request's record, and lets the drain cut the
-answer. Per event it does an identity check, an integer increment and two `isinstance` checks:
-nothing is allocated and no metric is touched until the request ends.
+answer. Per event it does one or two identity checks: nothing is allocated and no metric is
+touched until the request ends. `record.chunks` counts upstream reads (`FLUSH`), each one
+downstream write when streaming.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
+from prometheus_client import Gauge
+
 from echo_stream.errors import EchoError
-from echo_stream.events import FLUSH, EventStream, Finish, Usage
+from echo_stream.events import FLUSH, EventStream, Finish, TextDelta, Usage
 from echo_stream.ops.drain import Drain, ShuttingDown
 from echo_stream.ops.record import RequestRecord
 from echo_stream.streaming.pipeline import first_event
@@ -30,12 +33,19 @@ async def observed_source(
     first_token_s: float,
     drain: Drain | None,
     admit: Admit | None,
+    active: Gauge | None = None,
 ) -> EventStream:
-    """`events` after the limit check and the first-token guard, written onto `record`."""
+    """`events` after the limit check and the first-token guard, written onto `record`.
+
+    `active` counts the answers in progress (streamed ones only, as `echo_active_streams`).
+    """
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.add(task)
-    chunks = 0
+    active = active if record.streamed else None
+    if active is not None:
+        active.inc()
+    reads = 0
     try:
         async with aclosing(events):
             if admit is not None:
@@ -44,15 +54,13 @@ async def observed_source(
             if first is None:
                 return
             record.ttft_s = record.elapsed()
-            chunks = 1
             _note(record, first)
             yield first
             async for event in events:
+                # Text deltas and FLUSH are nearly every event: two identity checks, no call.
                 if event is FLUSH:
-                    yield event
-                    continue
-                chunks += 1
-                if isinstance(event, (Usage, Finish)):
+                    reads += 1
+                elif type(event) is not TextDelta:
                     _note(record, event)
                 yield event
     except EchoError as error:
@@ -66,12 +74,15 @@ async def observed_source(
         record.error_type = "shutting_down"
         raise ShuttingDown("The gateway is shutting down; this answer was cut short") from None
     finally:
-        record.chunks += chunks
+        record.chunks += reads or 1
+        if active is not None:
+            active.dec()
         if drain is not None and task is not None:
             drain.discard(task)
 
 
 def _note(record: RequestRecord, event: object) -> None:
+    """Keep what the record needs from a non-text event (usage, choice 0's finish)."""
     if isinstance(event, Usage):
         record.input_tokens = event.prompt_tokens
         record.output_tokens = event.completion_tokens
