@@ -75,5 +75,5 @@ def _observed(state: AppState, record: RequestRecord, events: EventStream) -> Ev
         first_token_s=state.settings.upstream_first_token_timeout,
         drain=state.ops.drain,
         admit=admit,
-        active=state.ops.metrics.active_streams,
+        metrics=state.ops.metrics,
     )

@@ -104,6 +104,8 @@ class Metrics:
         # a second later (and before every scrape), histograms observed at once.
         self._pending: dict[Counter, float] = {}
         self._flush_scheduled = False
+        self.open_streams = 0
+        """Streamed answers in progress, kept by the observing stage; the gauge reads it."""
 
     def observe(self, record: RequestRecord) -> None:
         """Add one finished request to the metrics."""
@@ -150,6 +152,7 @@ class Metrics:
         """Hand the counts summed since the last flush to prometheus-client (a worker's scraped
         files thus lag by at most a second, idle or not)."""
         self._flush_scheduled = False
+        self.active_streams.set(self.open_streams)
         pending, self._pending = self._pending, {}
         for counter, amount in pending.items():
             counter.inc(amount)

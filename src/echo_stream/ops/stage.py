@@ -15,11 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
-from prometheus_client import Gauge
-
 from echo_stream.errors import EchoError
 from echo_stream.events import FLUSH, EventStream, Finish, TextDelta, Usage
 from echo_stream.ops.drain import Drain, ShuttingDown
+from echo_stream.ops.metrics import Metrics
 from echo_stream.ops.record import RequestRecord
 from echo_stream.streaming.pipeline import first_event
 
@@ -33,18 +32,18 @@ async def observed_source(
     first_token_s: float,
     drain: Drain | None,
     admit: Admit | None,
-    active: Gauge | None = None,
+    metrics: Metrics | None = None,
 ) -> EventStream:
     """`events` after the limit check and the first-token guard, written onto `record`.
 
-    `active` counts the answers in progress (streamed ones only, as `echo_active_streams`).
+    `metrics.open_streams` counts the streamed answers in progress (`echo_active_streams`).
     """
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.add(task)
-    active = active if record.streamed else None
+    active = metrics if record.streamed else None
     if active is not None:
-        active.inc()
+        active.open_streams += 1
     reads = 0
     try:
         async with aclosing(events):
@@ -76,7 +75,7 @@ async def observed_source(
     finally:
         record.chunks += reads or 1
         if active is not None:
-            active.dec()
+            active.open_streams -= 1
         if drain is not None and task is not None:
             drain.discard(task)
 
