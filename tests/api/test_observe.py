@@ -225,6 +225,7 @@ def test_active_streams_counts_answers_in_progress(server: Callable[..., str]) -
     base = server(make_app(metrics_open=True, mock_delay_ms=20))
     body = {"model": "echo-mock", "stream": True, "messages": MESSAGES}
     with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=30) as response:
-        next(response.iter_lines())  # the answer has started
+        lines = response.iter_lines()  # kept: a dropped iterator closes the connection
+        next(lines)  # the answer has started
         assert "echo_active_streams 1.0" in httpx.get(base + "/metrics").text
     assert "echo_active_streams 0.0" in _metrics(base, "echo_active_streams 0.0")
