@@ -109,3 +109,10 @@ def test_uvicorn_lines_use_the_same_json_format(capsys: pytest.CaptureFixture[st
     assert [line["logger"] for line in lines] == ["uvicorn.error", "echo_stream.request"]
     assert lines[0]["message"] == "Uvicorn running with [redacted]"
     assert lines[1]["status"] == 200
+
+
+def test_json_lines_stay_valid_json_after_redaction() -> None:
+    logger, stream = _capture(JSONFormatter(["s3cret-value"]))
+    logger.info('try: curl -H "Authorization: Bearer $KEY" -d \'{"a": "s3cret-value"}\'')
+    line = json.loads(stream.getvalue())
+    assert "s3cret-value" not in line["message"] and "[redacted]" in line["message"]

@@ -22,7 +22,7 @@ ACCESS_LOGGER = "echo_stream.request"
 REDACTED = "[redacted]"
 _PATTERNS = re.compile(
     r"(?i)(?P<q>access_token=|[?&](?:key|token|api_key)=)[^&\s\"']+"
-    r"|(?P<b>bearer\s+)[^\s\"',]+"
+    r"|(?P<b>bearer\s+)[A-Za-z0-9._~+/=\-]{6,}"
     r"|(?P<h>(?:x-api-key|x-goog-api-key|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,]+"
     r"|\b(?:sk|ak|gk)-[A-Za-z0-9_\-]{8,}"
 )
@@ -56,17 +56,20 @@ class JSONFormatter(_RedactingFormatter):
     """One JSON object per line: time, level, logger, message, and a request line's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        redact = self.redact
         line: dict[str, Any] = {
             "time": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if fields := getattr(record, "fields", None):
-            line.update(fields)
+            # Redacted value by value, before encoding: redacting the encoded line could cut
+            # an escape sequence in half.
+            line.update((k, redact(v) if isinstance(v, str) else v) for k, v in fields.items())
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return self.redact(orjson.dumps(line).decode())
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(line).decode()
 
 
 class TextFormatter(_RedactingFormatter):
