@@ -4,7 +4,10 @@ documentation cannot drift from the loaders again; the compose file and LibreCha
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,39 @@ def test_railway_drains_as_long_as_the_default_grace() -> None:
     railway = (ROOT / "railway.toml").read_text()
     grace = Settings(_env_file=None).shutdown_grace_seconds  # type: ignore[call-arg]
     assert f"drainingSeconds = {int(grace)}" in railway
+
+
+def _use_it_blocks(language: str) -> list[str]:
+    section = README.split("## Use it", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+
+
+def test_the_sdk_example_runs_on_the_mock_with_no_key(
+    server: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import make_app
+
+    (code,) = _use_it_blocks("python")
+    base = server(make_app(openai_api_key=None, anthropic_api_key=None, google_api_key=None))
+    exec(code.replace("http://localhost:8000", base), {})
+    assert "Thanks for asking" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
+def test_the_curl_examples_run_on_the_mock(server: Callable[..., str]) -> None:
+    from tests.conftest import make_app
+
+    base = server(make_app(openai_api_key=None, anthropic_api_key=None, google_api_key=None))
+    outputs = []
+    for command in _use_it_blocks("bash"):
+        result = subprocess.run(
+            ["bash", "-c", command.replace("localhost:8000", base.removeprefix("http://"))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    stream, text_only = outputs
+    assert stream.rstrip().endswith("data: [DONE]")
+    assert text_only.startswith("Thanks for asking") and "data:" not in text_only
