@@ -130,9 +130,11 @@ def test_start_prints_banner_and_open_network_warning(
     assert kwargs["timeout_graceful_shutdown"] == 30 and kwargs["access_log"] is False
 
 
-def test_safe_defaults() -> None:
+def test_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     from echo_stream.settings import Settings
 
+    for name in ("HOST", "LOG_FORMAT", "METRICS_OPEN", "SHUTDOWN_GRACE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.ad_injection_rate == 0.3
     assert settings.host == "127.0.0.1"
