@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import Check
+from bench.scenarios import MIN_CPU_S, Check
 
 Case = dict[str, Any]
 Cell = Callable[[Case], str]
@@ -25,6 +25,9 @@ def _rate(case: Case) -> str:
 
 def _cpu(case: Case) -> str:
     value = case.get("proxy_cpu_per_1k_chunks_s")
+    total = case.get("proxy_cpu_s")
+    if value is not None and total is not None and total < MIN_CPU_S:
+        return "n/a"  # too little CPU in the load to read per chunk (see scenarios.MIN_CPU_S)
     return "—" if value is None else f"{value:.3f}"
 
 

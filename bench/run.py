@@ -231,8 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="", help="comma-separated subset of systems")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--no-nginx", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results directory (default bench/results; bench/.work/results for --quick, "
+        "so a smoke run never overwrites the committed latest.json)",
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "bench" / (".work/results" if args.quick else "results")
     raise_nofile_limit()
     if not pin_self(DRIVER_CORE):
         print(f"note: cannot pin the load generator to core {DRIVER_CORE}", flush=True)

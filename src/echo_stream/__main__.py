@@ -1,26 +1,57 @@
-"""`python -m echo_stream` / `echo-stream`: start the gateway with uvicorn."""
+"""`python -m echo_stream` / `echo-stream`: check the configuration, then serve with uvicorn."""
 
 from __future__ import annotations
 
+import logging.config
+import math
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
 
+from echo_stream import cli
 from echo_stream.ads.inventory import InventoryError
-from echo_stream.app import build_state
+from echo_stream.app import build_state, create_app
 from echo_stream.config_file import ConfigError
+from echo_stream.ops.logs import log_config
 from echo_stream.settings import Settings
 
 
-def main() -> None:
-    """Validate the configuration, then serve (honours HOST, PORT, WORKERS, LOG_LEVEL)."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the flags, validate the configuration, print the banner, then serve."""
+    args = cli.parse_args(sys.argv[1:] if argv is None else argv)
+    cli.apply_flags(args)
     try:
         settings = Settings()
-        build_state(settings)  # fail fast, with a clear message, before any worker starts
+    except (ValidationError, ValueError) as exc:
+        cli.fail(str(exc))
+        return
+    cli.prepare_metrics_dir(settings.workers)  # before any metric is created
+    try:
+        _run(settings, check=args.check)
+    finally:
+        cli.remove_metrics_dir()
+
+
+def _run(settings: Settings, *, check: bool) -> None:
+    try:
+        state = build_state(settings)  # fail fast, with a clear message, before any worker
     except (ConfigError, InventoryError, ValidationError, ValueError) as exc:
-        print(f"echo-stream: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        cli.fail(str(exc))
+        return
+    if check:
+        endpoints = cli.endpoints(create_app(settings, state))
+        print("\n".join(cli.check_report(settings, state, endpoints)))
+        print("configuration ok")
+        return
+    logging_config = log_config(
+        settings.log_format, settings.log_level, cli.settings_secrets(settings)
+    )
+    logging.config.dictConfig(logging_config)
+    cli.log.info("%s", cli.banner(settings, state))
+    if warning := cli.open_network_warning(settings):
+        cli.log.warning("%s\n%s\n%s", "!" * 72, warning, "!" * 72)
     uvicorn.run(
         "echo_stream.app:create_app",
         factory=True,
@@ -28,10 +59,11 @@ def main() -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        log_config=logging_config,
+        access_log=False,  # the one line per request replaces uvicorn's access line
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -25,14 +26,18 @@ from echo_stream.api import (
     health,
     lobe,
     models,
+    operations,
     session,
     voice,
     web,
 )
 from echo_stream.api.fastpath import ChatFastPath
+from echo_stream.api.observe import RequestObserver
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.ops.keys import read_sections
+from echo_stream.ops.runtime import build_operations
 from echo_stream.routing import build_router
 from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
@@ -42,13 +47,18 @@ from echo_stream.streaming.response import error_response_parts
 
 log = logging.getLogger("echo_stream")
 
+_READY_TIMEOUT_S = 2.0
+
 
 def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AppState:
     """Everything the handlers share; raises `ConfigError` for a bad config file.
 
     `transport` replaces the network for every upstream (tests).
     """
-    declarations = load_config(settings.echo_config) if settings.echo_config else None
+    config = settings.echo_config
+    # A file with only a keys: section (limits) leaves the model list at its defaults.
+    has_models = bool(config) and "models" in read_sections(config)  # type: ignore[arg-type]
+    declarations = load_config(config) if config and has_models else None
     try:
         router = build_router(settings, declarations, transport)
     except ConfigError as exc:
@@ -62,7 +72,20 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         admin_keys=settings.admin_keys(),
         speech=build_speech(settings),
         sessions=SessionService.from_settings(settings),
+        ops=build_operations(settings),
     )
+
+
+def _database_ping(state: AppState) -> Callable[[], Awaitable[None]]:
+    """The readiness check of the conversation store (SQLite or PostgreSQL), bounded in time."""
+
+    async def ping() -> None:
+        if state.conversations is None:
+            raise RuntimeError("the conversation store is not open")
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            await state.conversations.ping()
+
+    return ping
 
 
 def _error_response(error: EchoError) -> Response:
@@ -93,10 +116,16 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     """Build the gateway app (uvicorn calls this with no arguments, as a factory)."""
     settings = settings or (state.settings if state else Settings())
     app_state = state or build_state(settings)
+    ops = app_state.ops or build_operations(settings)
+    app_state.ops = ops
+    observer: RequestObserver | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ops.drain.install_signal_hook()
         async with conversation_store(app_state):
+            if all(name != "database" for name, _ in ops.readiness):
+                ops.readiness.append(("database", _database_ping(app_state)))
             yield
         await app_state.router.aclose()
         if app_state.ads is not None:
@@ -104,13 +133,17 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         if app_state.speech is not None:
             await app_state.speech.aclose()
         await app_state.sessions.aclose()
+        if observer is not None:
+            await observer.aclose()
+        await ops.aclose()
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
     session.install_log_redaction()
-    for module in (chat, models, health, ads, echov2, conversations, voice, lobe, web, session):
+    routers = (chat, models, health, ads, operations, echov2, conversations, voice, lobe, web)
+    for module in (*routers, session):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():
@@ -119,6 +152,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             allow_origins=list(origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["X-Conversation-Id"],
+            expose_headers=["X-Conversation-Id", "X-Request-Id"],
         )
-    return served
+    observer = RequestObserver(served, ops)
+    return observer

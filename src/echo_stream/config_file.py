@@ -80,7 +80,7 @@ def load_config(path: str) -> list[ModelDeclaration]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
         raise ConfigError(f"{path}: expected a top-level 'models:' list with at least one entry")
-    unknown = set(raw) - {"models"}
+    unknown = set(raw) - {"models", "keys"}  # keys: per-key limits, read by ops/keys.py
     if unknown:
         raise ConfigError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
     declarations: list[ModelDeclaration] = []

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from echo_stream.ops.record import current_request_id
+
 
 class EchoError(Exception):
     """Base of every error the gateway reports to a client."""
@@ -49,15 +51,17 @@ class EchoError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """The OpenAI error object: `{"error": {"message", "type", "param", "code"}}`."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
+        """The OpenAI error object: `{"error": {"message", "type", "param", "code"}}`, plus
+        `request_id` while a request is being served."""
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
         }
+        if (request_id := current_request_id()) is not None:
+            error["request_id"] = request_id
+        return {"error": error}
 
 
 class InvalidRequest(EchoError):

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     )
 
     # Server
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
     # Ads
-    ad_injection_rate: float = Field(1.0, ge=0.0, le=1.0)
+    ad_injection_rate: float = Field(0.3, ge=0.0, le=1.0)
     ad_seed: int | None = None
     ad_placement: Literal["inline", "end"] = "inline"
     min_response_length: int = Field(200, ge=0)
@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(1.0, gt=0)
     ad_max_click_targets: int = Field(50_000, ge=1)
     ad_max_tracked_users: int = Field(20_000, ge=1)
+    # Operations: logs, metrics, readiness, graceful drain (limits live in ECHO_CONFIG's keys:)
+    log_format: Literal["text", "json"] = "text"
+    metrics_open: bool = False
+    shutdown_grace_seconds: float = Field(30.0, ge=0, le=3600)
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from echo_stream.ads.engine import AdEngine
 from echo_stream.conversations.repository import ConversationRepository
+from echo_stream.ops.runtime import Operations
 from echo_stream.routing import Router
 from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
@@ -26,3 +27,5 @@ class AppState:
     """TTS providers for the voice stream (`POST /api/stream`)."""
     sessions: SessionService = field(default_factory=SessionService.disabled)
     """Session streams (the n8n hand-off); answers 503 until a JWT key is configured."""
+    ops: Operations | None = None
+    """Metrics, limits, usage, readiness checks (`ops.readiness`) and the drain."""

@@ -21,7 +21,8 @@ def _client(base_url: str, key: str = "unused") -> openai.OpenAI:
 def _error_body(response: httpx.Response) -> dict[str, object]:
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert set(body["error"]) == {"message", "type", "param", "code", "request_id"}
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     return dict(body["error"])
 
 

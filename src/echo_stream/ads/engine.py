@@ -34,6 +34,7 @@ from echo_stream.ads.store import (
 )
 from echo_stream.ads.targeting import AdSelector, Choice
 from echo_stream.events import AdBlock, EventStream
+from echo_stream.ops.record import current_record
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.settings import Settings, split_list
 from echo_stream.streaming.pipeline import Stage
@@ -105,6 +106,7 @@ class AdEngine:
         if reason is None and self.rng.random() >= self.settings.ad_injection_rate:
             reason = "rate"
         if reason is not None:
+            _note_decision(reason, 0)
             self.background(self.store.record_decision(reason))
             return None
         plan = AdPlan(self, request, user_key(request, client_key), base_url)
@@ -148,6 +150,14 @@ class AdEngine:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         await self.store.close()
+
+
+def _note_decision(outcome: str, impressions: int) -> None:
+    """Put the decision on the request's record, for its log line and the metrics."""
+    if (record := current_record()) is not None:
+        record.ad = "placed" if outcome == PLACED else "none"
+        record.ad_reason = None if outcome == PLACED else outcome
+        record.ad_impressions = impressions
 
 
 async def _logged(work: Coroutine[Any, Any, None]) -> None:
@@ -264,6 +274,7 @@ class AdPlan:
             outcome = self._reason()
         engine = self._engine
         delivered = list(self._delivered) if outcome == PLACED else []
+        _note_decision(outcome, len(delivered))
         engine.background(_record(engine.store, outcome, delivered))
 
     def _reason(self) -> str:

@@ -12,6 +12,7 @@ from echo_stream.ads.engine import AdEngine
 from echo_stream.ads.timeline import BUCKET_S, MAX_MINUTES
 from echo_stream.api.edge import bearer_token, key_matches
 from echo_stream.errors import NotFound, Unauthorized
+from echo_stream.ops.record import current_record
 from echo_stream.state import AppState
 
 router = APIRouter()
@@ -26,6 +27,8 @@ async def click(impression_id: str, request: Request) -> Response:
     url = await state.ads.store.record_click(impression_id)
     if url is None:
         raise NotFound("Unknown or expired ad link")
+    if (record := current_record()) is not None:
+        record.ad_clicks += 1
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 

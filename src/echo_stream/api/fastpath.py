@@ -29,6 +29,7 @@ from echo_stream.api.chat import chat_completions
 from echo_stream.api.lobe import lobe_chat
 from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
 from echo_stream.errors import EchoError
+from echo_stream.ops.record import current_request_id
 from echo_stream.streaming.response import error_response_parts, send_error
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,17 @@ def fast_handler(method: str, path: str) -> Handler | None:
 
 def internal_error(where: str, exc: BaseException) -> EchoError:
     """A 500 for a bug: logs the traceback under a fresh request id that the client also sees."""
-    request_id = "req_" + secrets.token_hex(12)
+    # The request's own id (the observer returns it on every response); a fresh one outside.
+    request_id = current_request_id()
+    headers = {}
+    if request_id is None:
+        request_id = "req_" + secrets.token_hex(12)
+        headers = {"x-request-id": request_id}
     log.error("unhandled error in %s (request id %s)", where, request_id, exc_info=exc)
     return EchoError(
         f"The server had an error while processing your request (request id {request_id})",
         code="internal_error",
-        headers={"x-request-id": request_id},
+        headers=headers,
     )
 
 

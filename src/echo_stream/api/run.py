@@ -3,8 +3,10 @@
 Every endpoint (the OpenAI API, and each other face: stored conversations, session streams,
 the voice stream, the web chat) builds a `ChatCompletionRequest`, calls `run_chat`, and encodes
 the events it gets into its own wire format. Routing, retries, timeouts and ads therefore live
-in one place; a face never re-implements them. Disconnect handling comes from handing the
-encoded bytes to `streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
+in one place; a face never re-implements them. So do per-key limits, the drain and the
+request's record (model, provider, tokens, time to first token: `ops.stage`), so every face is
+observed. Disconnect handling comes from handing the encoded bytes to
+`streaming.response.EventStreamResponse` (or `DeferredJSONResponse`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from echo_stream.events import EventStream
+from echo_stream.ops.record import RequestRecord, current_record, key_id
+from echo_stream.ops.stage import Admit, observed_source
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 from echo_stream.streaming.pipeline import Stage, build_pipeline, first_event_within
@@ -35,13 +39,41 @@ def run_chat(
 
     Nothing is sent upstream until the first event is awaited.
     """
+    record = current_record()
+    if record is not None:
+        record.model = chat.model
+        record.key_id = key_id(client_key) if client_key else None
+        record.user = chat.user
+        record.streamed = bool(chat.stream)
     route = state.router.resolve(chat.model)
     stages: list[Stage] = []
     if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
         stages.append(ad_stage)
-    source = first_event_within(
-        route.provider.stream(chat, route.upstream_model),
-        state.settings.upstream_first_token_timeout,
-        route.provider.name,
-    )
+    events = route.provider.stream(chat, route.upstream_model)
+    timeout = state.settings.upstream_first_token_timeout
+    if record is not None and state.ops is not None:
+        record.provider = route.provider.name
+        source = _observed(state, record, events)
+    else:
+        source = first_event_within(events, timeout, route.provider.name)
     return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
+
+
+def _observed(state: AppState, record: RequestRecord, events: EventStream) -> EventStream:
+    """The provider's events behind the key's limits and the first-token guard, observed."""
+    assert state.ops is not None
+    limiter = state.ops.limiter
+    admit: Admit | None = None
+    if limiter is not None:
+
+        async def admit() -> None:
+            record.response_headers += await limiter.admit(record.key_id, record.user)
+
+    return observed_source(
+        events,
+        record,
+        first_token_s=state.settings.upstream_first_token_timeout,
+        drain=state.ops.drain,
+        admit=admit,
+        metrics=state.ops.metrics,
+    )

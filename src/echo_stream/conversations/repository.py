@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from echo_stream.conversations.models import ConversationRow, MessageRow
@@ -134,6 +134,11 @@ class ConversationRepository:
         self.pending: set[asyncio.Future[None]] = set()
         """Outcome writes still running (finished by `aclose`)."""
         self.writer = TurnWriter(engine, CONVERSATIONS, MESSAGES, self._write_alone, sqlite_engines)
+
+    async def ping(self) -> None:
+        """One round trip to the database (for `/ready`); raises when it does not answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def aclose(self) -> None:
         """Finish pending writes, then close the engine's pooled connections."""

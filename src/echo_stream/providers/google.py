@@ -218,7 +218,7 @@ class _Reader:
         candidates = chunk.get("candidates") or ()
         for candidate in candidates:
             index = candidate.get("index", 0)
-            if type(index) is not int:
+            if type(index) is not int or not 0 <= index < 1024:
                 index = shapes.index(index)
             for part in (candidate.get("content") or {}).get("parts") or ():
                 if part.get("thought"):

@@ -26,6 +26,7 @@ from echo_stream.errors import (
     UpstreamUnavailable,
 )
 from echo_stream.events import FLUSH, AnswerEvent, EventStream
+from echo_stream.ops.record import note_retry
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.transport import retry
 from echo_stream.providers.transport.base import Limits, UpstreamClient, UpstreamResponse
@@ -108,15 +109,19 @@ async def open_stream(
         except TransportError as exc:
             if retry.retry_now(exc, stale_retried):
                 stale_retried = True
+                note_retry("stale_connection")
                 continue
             if last or not retry.may_retry_error(exc):
                 raise to_echo_error(provider, exc) from exc
+            kind = "connect"
         else:
             if 200 <= response.status < 300:
                 return response  # a 3xx is not followed: an upstream URL never redirects
             error = await _status_error(provider, response)
             if last or not retry.may_retry_status(response.status):
                 raise error
+            kind = f"status_{response.status}"
+        note_retry(kind)
         await asyncio.sleep(retry.backoff(attempt))
         attempt += 1
 

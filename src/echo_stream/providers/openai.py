@@ -94,7 +94,7 @@ def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
     events: list[AnswerEvent] = []
     for choice in chunk.get("choices") or ():
         index = choice.get("index", 0)
-        if type(index) is not int:  # the per-token checks inline: no call on the hot path
+        if type(index) is not int or not 0 <= index < 1024:  # inline: no call per token
             index = shapes.index(index)
         delta = choice.get("delta") or {}
         if content := delta.get("content"):

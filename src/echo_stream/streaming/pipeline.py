@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 
 from echo_stream.errors import UpstreamTimeout
-from echo_stream.events import FLUSH, EventStream
+from echo_stream.events import FLUSH, Event, EventStream
 
 Stage = Callable[[EventStream], EventStream]
 
@@ -23,20 +23,28 @@ async def first_event_within(events: EventStream, seconds: float, provider: str)
     nothing per chunk.
     """
     async with aclosing(events):
-        try:
-            async with asyncio.timeout(seconds):
-                first = await anext(events)
-                while first is FLUSH:  # an upstream read with no answer in it yet
-                    first = await anext(events)
-        except StopAsyncIteration:
+        first = await first_event(events, seconds, provider)
+        if first is None:
             return
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{provider} sent no answer within {seconds:g} s (first-token timeout)"
-            ) from None
         yield first
         async for event in events:
             yield event
+
+
+async def first_event(events: EventStream, seconds: float, provider: str) -> Event | None:
+    """The first event that is not `FLUSH` (None if the stream ends first), within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            first = await anext(events)
+            while first is FLUSH:  # an upstream read with no answer in it yet
+                first = await anext(events)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"{provider} sent no answer within {seconds:g} s (first-token timeout)"
+        ) from None
+    return first
 
 
 def build_pipeline(source: EventStream, stages: list[Stage]) -> EventStream:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.errors import EchoError
+from echo_stream.ops.record import response_started
 from echo_stream.streaming.chunks import DONE
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ SSE_HEADERS = [
 
 def error_response_parts(error: EchoError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body of the JSON error response for `error`."""
-    headers = [(b"content-type", b"application/json")]
+    headers = [(b"content-type", b"application/json"), *response_started(error.status)]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     return error.status, headers, orjson.dumps(error.body())
 
@@ -94,7 +95,8 @@ class EventStreamResponse(Response):
             return
         except StopAsyncIteration:
             first = b""
-        await send({"type": "http.response.start", "status": 200, "headers": self._start_headers})
+        headers = self._start_headers + response_started(200)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         # The chunk carrying [DONE] is the last: ending the body with it saves one write.
         done = first.endswith(DONE)
         await send({"type": "http.response.body", "body": first, "more_body": not done})
@@ -127,5 +129,6 @@ class DeferredJSONResponse(Response):
             await send_error(send, error)
             return
         headers = [(b"content-type", b"application/json"), *self._start_headers]
+        headers += response_started(200)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(body)})

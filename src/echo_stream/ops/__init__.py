@@ -1,0 +1,1 @@
+"""Operations: the per-request record, logs, metrics, limits, usage, readiness and drain."""

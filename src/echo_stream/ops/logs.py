@@ -1,0 +1,150 @@
+"""Log output: one formatter for our lines and uvicorn's (`LOG_FORMAT=json|text`), with secrets
+redacted from every line, and the one line written per request.
+
+Redaction works on the final text of each line, so it also covers exception messages and
+tracebacks: known secret values (provider and client keys from the settings), bearer tokens,
+`sk-...`-style keys and `access_token` query values all become `[redacted]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from echo_stream.ops.record import RequestRecord
+
+ACCESS_LOGGER = "echo_stream.request"
+REDACTED = "[redacted]"
+_PATTERNS = re.compile(
+    r"(?i)(?P<q>access_token=|[?&](?:key|token|api_key)=)[^&\s\"']+"
+    r"|(?P<b>bearer\s+)[A-Za-z0-9._~+/=\-]{6,}"
+    r"|(?P<h>(?:x-api-key|x-goog-api-key|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,]+"
+    r"|\b(?:sk|ak|gk)-[A-Za-z0-9_\-]{8,}"
+)
+
+
+class Redactor:
+    """Removes secrets from text: the known values, and anything shaped like a credential."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._known = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        if self._known is not None:
+            text = self._known.sub(REDACTED, text)
+        return _PATTERNS.sub(_replace, text)
+
+
+def _replace(match: re.Match[str]) -> str:
+    prefix = match.group("q") or match.group("b") or match.group("h") or ""
+    return prefix + REDACTED
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.redact = Redactor(secrets)
+
+
+class JSONFormatter(_RedactingFormatter):
+    """One JSON object per line: time, level, logger, message, and a request line's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        redact = self.redact
+        line: dict[str, Any] = {
+            "time": _timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if fields := getattr(record, "fields", None):
+            # Redacted value by value, before encoding: redacting the encoded line could cut
+            # an escape sequence in half.
+            line.update((k, redact(v) if isinstance(v, str) else v) for k, v in fields.items())
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(line).decode()
+
+
+class TextFormatter(_RedactingFormatter):
+    """`time level logger message key=value...`, for a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{_timestamp(record.created)} {record.levelname:<7} {record.name}: "
+        text += record.getMessage()
+        if fields := getattr(record, "fields", None):
+            text += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return self.redact(text)
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    return f'"{text}"' if " " in text or not text else text
+
+
+def _timestamp(created: float) -> str:
+    milliseconds = int(created % 1 * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{milliseconds:03d}Z"
+
+
+def log_config(log_format: str, level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A `logging.dictConfig` for our loggers and uvicorn's, all through one formatter that
+    redacts `secrets` (and anything credential-shaped)."""
+    formatter = JSONFormatter if log_format == "json" else TextFormatter
+    handler = {"class": "logging.StreamHandler", "formatter": "echo", "stream": "ext://sys.stderr"}
+    logger = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "echo": {"()": f"{__name__}.{formatter.__name__}", "secrets": list(secrets)}
+        },
+        "handlers": {"default": handler},
+        "loggers": {
+            "echo_stream": logger,
+            "uvicorn": logger,
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {**logger, "level": "WARNING"},
+        },
+    }
+
+
+def request_fields(record: RequestRecord) -> dict[str, Any]:
+    """The fields of the one line logged per request (None values left out)."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "key_id": record.key_id,
+        "user": record.user,
+        "method": record.method,
+        "path": record.path,
+        "route": record.route,
+        "model": record.model,
+        "provider": record.provider,
+        "status": record.status,
+        "streamed": record.streamed,
+        "ttft_ms": None if record.ttft_s is None else round(record.ttft_s * 1000, 1),
+        "duration_ms": round(record.duration_s * 1000, 1),
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "retries": len(record.retries) if record.retries else None,
+        "ad": record.ad,
+        "ad_reason": record.ad_reason,
+        "finish": record.finish,
+        "error_type": record.error_type,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def log_request(logger: logging.Logger, record: RequestRecord) -> None:
+    """Write the request's line at info."""
+    if logger.isEnabledFor(logging.INFO):
+        message = f"{record.method} {record.path} {record.status}"
+        logger.info(message, extra={"fields": request_fields(record)})
