@@ -117,7 +117,8 @@ def banner(settings: Settings, state: AppState) -> str:
         f"  providers : {', '.join(provider_names(settings))}",
         f"  models    : {len(state.router.models())} listed",
         f"  ads       : {ads}",
-        f"  stores    : ads, limits and usage in {store}; {limits}",
+        f"  stores    : ads, limits, usage and session streams in {store}; {limits}",
+        f"  history   : conversations in {_database(settings)}",
         f"  access    : {auth}; logs {settings.log_format}",
         f"  listening : {settings.host}:{settings.port}, {settings.workers} worker(s)",
         f"  try       : curl {url}/v1/chat/completions{key} -H 'Content-Type: application/json'"
@@ -125,6 +126,13 @@ def banner(settings: Settings, state: AppState) -> str:
         '"Hi"}]}\'',
     ]
     return "\n".join(lines)
+
+
+def _database(settings: Settings) -> str:
+    # Never the URL itself: it may carry a password.
+    if settings.database_url:
+        return "the database at DATABASE_URL"
+    return f"SQLite under {settings.data_dir}/"
 
 
 def check_report(settings: Settings, state: AppState, endpoints: list[str]) -> Iterator[str]:

@@ -230,3 +230,18 @@ def test_active_streams_counts_answers_in_progress(server: Callable[..., str]) -
         next(lines)  # the answer has started
         assert "echo_active_streams 1.0" in httpx.get(base + "/metrics").text
     assert "echo_active_streams 0.0" in _metrics(base, "echo_active_streams 0.0")
+
+
+def test_every_fast_route_is_labelled_by_its_template(
+    server: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    base = server(make_app())
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        lobe = httpx.post(base + "/api/chat", json={"model": "echo-mock", "messages": MESSAGES})
+        assert lobe.status_code == 200
+        # No JWT key is configured: the session face answers 503, still under its template.
+        httpx.get(base + "/stream/some-session-id?access_token=t")
+        line = _line(caplog, route="/api/chat")
+        assert line["model"] == "echo-mock"
+        stream_line = _line(caplog, route="/stream/{session_id}")
+    assert "some-session-id" not in str(stream_line["route"])

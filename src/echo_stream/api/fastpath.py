@@ -78,6 +78,15 @@ async def _on_unhandled(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
 
+def fast_route(path: str) -> str | None:
+    """The route template of a fast-path request, for logs and metrics (ids never labels)."""
+    if path in _POST_HANDLERS:
+        return path
+    if path.startswith(STREAM_PREFIX):
+        return STREAM_PREFIX + "{session_id}"
+    return None
+
+
 class ChatFastPath:
     """An ASGI app: the hot endpoints directly, the rest through `app`."""
 

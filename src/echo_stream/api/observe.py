@@ -15,7 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from echo_stream.api.fastpath import CHAT_PATH
+from echo_stream.api.fastpath import CHAT_PATH, fast_route
 from echo_stream.ops.logs import ACCESS_LOGGER, log_request
 from echo_stream.ops.record import (
     RequestRecord,
@@ -47,7 +47,7 @@ def route_label(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    return CHAT_PATH if scope["path"] == CHAT_PATH else "unmatched"
+    return fast_route(scope["path"]) or "unmatched"
 
 
 class RequestObserver:
