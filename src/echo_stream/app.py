@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
@@ -123,19 +123,22 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ops.drain.install_signal_hook()
-        async with conversation_store(app_state):
+        async with AsyncExitStack() as stack:
+            # Closed in reverse order, each even if another fails: session generations first
+            # (they stream through the router and then call n8n back), metrics last.
+            stack.push_async_callback(ops.aclose)
+            if observer is not None:
+                stack.push_async_callback(observer.aclose)
+            await stack.enter_async_context(conversation_store(app_state))
+            if app_state.ads is not None:
+                stack.push_async_callback(app_state.ads.aclose)
+            stack.push_async_callback(app_state.router.aclose)
+            if app_state.speech is not None:
+                stack.push_async_callback(app_state.speech.aclose)
+            stack.push_async_callback(app_state.sessions.aclose)
             if all(name != "database" for name, _ in ops.readiness):
                 ops.readiness.append(("database", _database_ping(app_state)))
             yield
-        await app_state.router.aclose()
-        if app_state.ads is not None:
-            await app_state.ads.aclose()
-        if app_state.speech is not None:
-            await app_state.speech.aclose()
-        await app_state.sessions.aclose()
-        if observer is not None:
-            await observer.aclose()
-        await ops.aclose()
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)
     app.state.echo = app_state

@@ -226,3 +226,16 @@ def _wait_until_up(port: int, processes: list[subprocess.Popen[bytes]]) -> None:
         assert time.monotonic() < deadline, "server did not start"
         assert all(p.poll() is None for p in processes), "a server exited"
         time.sleep(0.1)
+
+
+async def test_with_the_counters_store_down_requests_are_admitted_unmetered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from echo_stream.redis_client import open_redis
+
+    dead = open_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5, decode_responses=False)
+    limiter = await _limiter(tmp_path, RedisCounters(dead, "echo:test:"), rpm=1)
+    for _ in range(3):  # over the limit of 1, yet admitted: Redis cannot count
+        assert await limiter.admit("key_aaaaaaaaaaaa", None) == []
+    assert "key limits not checked" in caplog.text
+    await dead.aclose()

@@ -92,6 +92,9 @@ def test_a_bad_origin_setting_is_a_configuration_error() -> None:
         "http://[::1]:5678/webhook-waiting/1",
         "http://0.0.0.0:5678/webhook-waiting/1",
         "http://[fd00:ec2::254]/webhook-waiting/1",
+        # IPv4-mapped IPv6: the same loopback and metadata addresses in another spelling.
+        "http://[::ffff:127.0.0.1]:5678/webhook-waiting/1",
+        "http://[::ffff:169.254.169.254]/webhook-waiting/1",
     ],
 )
 async def test_loopback_link_local_and_metadata_are_refused(url: str) -> None:

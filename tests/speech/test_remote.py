@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -191,3 +192,16 @@ async def test_without_a_key_nothing_is_sent(fake: tuple[FakeTTS, str]) -> None:
 def test_content_types() -> None:
     assert content_type("mp3_22050_32") == "audio/mpeg"
     assert content_type("pcm_16000") == "audio/L16;rate=16000"
+
+
+@pytest.mark.parametrize("voice", ["..", ".", "../../v1/user", "a/b", "x?y#z", "é voice"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_elevenlabs_voice_id_never_changes_the_path(voice: str, stream: bool) -> None:
+    provider = make("elevenlabs", "https://api.elevenlabs.io")
+    url = urlsplit(provider._request("Hi.", voice, "", stream)["url"])
+    parts = url.path.split("/")
+    assert parts[:3] == ["", "v1", "text-to-speech"]
+    assert len(parts) == (5 if stream else 4) and parts[-1] == ("stream" if stream else parts[3])
+    assert (parts[3] not in ("", ".", "..") and "/" not in unquote(parts[3])) or "%2F" in parts[3]
+    assert unquote(parts[3]).replace("%2E", ".") in (voice, voice.replace(".", "%2E"))
+    assert (url.query, url.fragment) == ("", "")

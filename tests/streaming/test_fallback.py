@@ -37,9 +37,7 @@ async def _drain(stream: EventStream) -> list[Event]:
     return [e async for e in stream]
 
 
-@pytest.mark.parametrize(
-    "error", [UpstreamTimeout("slow"), UpstreamUnavailable("reset")]
-)
+@pytest.mark.parametrize("error", [UpstreamUnavailable("reset")])
 async def test_failure_before_first_event_is_retried_once(error: EchoError) -> None:
     retry = Retry([TextDelta("whole answer"), Finish("stop")])
     events = await _drain(with_fallback(_stream([], error), retry))
@@ -48,7 +46,14 @@ async def test_failure_before_first_event_is_retried_once(error: EchoError) -> N
 
 
 @pytest.mark.parametrize(
-    "error", [RateLimited("slow down"), InvalidRequest("bad"), UpstreamRejected("bad model")]
+    "error",
+    [
+        RateLimited("slow down"),
+        InvalidRequest("bad"),
+        UpstreamRejected("bad model"),
+        # The provider may still be answering the first request: a second would bill twice.
+        UpstreamTimeout("slow"),
+    ],
 )
 async def test_failures_a_retry_cannot_avoid_pass_through(error: EchoError) -> None:
     retry = Retry([TextDelta("never")])
@@ -73,4 +78,4 @@ async def test_the_retry_failing_too_reports_its_error() -> None:
         return _stream([], UpstreamUnavailable("still down"))
 
     with pytest.raises(UpstreamUnavailable, match="still down"):
-        await _drain(with_fallback(_stream([], UpstreamTimeout("slow")), failing))
+        await _drain(with_fallback(_stream([], UpstreamUnavailable("reset")), failing))

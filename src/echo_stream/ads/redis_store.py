@@ -32,13 +32,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from echo_stream.ads.store import DEFAULT_MAX_WINDOW_S, PLACED, AdCounters, AdStats, Impression
 from echo_stream.ads.timeline import RETENTION_S, TimelinePoint, bucket_of, buckets_until
 from echo_stream.errors import StoreUnavailable
+from echo_stream.redis_client import open_redis
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 1.0
@@ -107,13 +106,7 @@ class RedisAdStore:
         track_clicks: bool = True,
     ) -> RedisAdStore:
         """A store with its own connection pool to `url`; it connects on first use."""
-        client = Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        client = open_redis(url, timeout=timeout)
         return cls(
             client,
             prefix=prefix,

@@ -67,7 +67,8 @@ def _observed(state: AppState, record: RequestRecord, events: EventStream) -> Ev
     if limiter is not None:
 
         async def admit() -> None:
-            record.response_headers += await limiter.admit(record.key_id, record.user)
+            # `=`: a retried answer (EchoV2's fallback) shows its latest state, once.
+            record.response_headers = await limiter.admit(record.key_id, record.user)
 
     return observed_source(
         events,

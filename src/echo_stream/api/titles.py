@@ -8,6 +8,7 @@ answer is complete. It never delays the answer, and a failure leaves the first-w
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from contextlib import aclosing
@@ -41,7 +42,9 @@ def title_after(
         if outcome.status != "complete":
             return
         work = _write_title(state, repository, turn, outcome.content, model, base_url)
-        task = asyncio.ensure_future(work)
+        # A context of its own: the title is the gateway's call, not the user's request, so it
+        # must not overwrite that request's record (model, usage, limits) still being filled.
+        task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
         repository.pending.add(task)
         task.add_done_callback(repository.pending.discard)
 

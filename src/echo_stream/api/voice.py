@@ -106,6 +106,8 @@ def model_name(router: Router, provider: str, model: str | None) -> str:
         except ModelNotFound as error:
             failure = failure or error
             continue
+        except EchoError as error:  # a name outside the model-name character set: a 400
+            raise VoiceError.wrap(error) from error
         if route.provider.name == kind:
             return name
     raise VoiceError.wrap(failure or ModelNotFound(f"The model '{model}' is not a {kind} model"))

@@ -9,12 +9,17 @@ same headers.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+
+from redis.exceptions import RedisError
 
 from echo_stream.errors import EchoError
 from echo_stream.ops.counters import WindowCounters, window_reset_s
 from echo_stream.ops.keys import KeyLimits, KeyTable
+
+log = logging.getLogger(__name__)
 
 WINDOW_S = 60
 
@@ -61,10 +66,23 @@ class Limiter:
         self.counters = counters
 
     async def admit(self, client_key_id: str | None, user: str | None) -> list[tuple[bytes, bytes]]:
-        """Count one request; raise `KeyRateLimited` over a limit, else return the headers."""
+        """Count one request; raise `KeyRateLimited` over a limit, else return the headers.
+
+        With the counters' store down the request is admitted (and the failure logged): chat
+        keeps working through a Redis outage, unmetered, rather than failing with it.
+        """
         limits = self.table.lookup(client_key_id)
         if limits is None:
             return []
+        try:
+            return await self._admit(limits, client_key_id, user)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("key limits not checked, the counters' store failed: %r", exc)
+            return []
+
+    async def _admit(
+        self, limits: KeyLimits, client_key_id: str | None, user: str | None
+    ) -> list[tuple[bytes, bytes]]:
         reset = window_reset_s(WINDOW_S)
         headers: list[tuple[bytes, bytes]] = []
         for scope in _scopes(limits, client_key_id, user):

@@ -14,6 +14,7 @@ from echo_stream.ops.keys import KeyTable, load_keys
 from echo_stream.ops.limits import Limiter
 from echo_stream.ops.metrics import Metrics
 from echo_stream.ops.usage import MemoryUsage, RedisUsage, UsageStore
+from echo_stream.redis_client import open_redis
 from echo_stream.settings import Settings
 
 ReadinessCheck = tuple[str, Callable[[], Awaitable[None]]]
@@ -44,10 +45,8 @@ def build_operations(settings: Settings) -> Operations:
     keys = load_keys(settings.echo_config) if settings.echo_config else None
     redis: Redis | None = None
     if settings.redis_url:
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=_PING_TIMEOUT_S,
-            socket_connect_timeout=_PING_TIMEOUT_S,
+        redis = open_redis(
+            settings.redis_url, timeout=settings.redis_timeout, decode_responses=False
         )
     prefix = settings.redis_key_prefix
     counters = RedisCounters(redis, prefix + "limits:") if redis else MemoryCounters()

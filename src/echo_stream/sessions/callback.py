@@ -135,6 +135,8 @@ class CallbackPolicy:
             ) from None
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            # ::ffff:127.0.0.1 is 127.0.0.1 on the wire: judge the IPv4 address it carries.
+            address = getattr(address, "ipv4_mapped", None) or address
             if (
                 address in _METADATA
                 or address.is_loopback

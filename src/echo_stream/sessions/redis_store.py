@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from echo_stream.redis_client import open_redis
 from echo_stream.sessions.models import LogEntry, Session, SessionView
 
 # KEYS[1] hash, KEYS[2] log. ARGV field, value, ttl ms. 1 when this caller set the field.
@@ -101,9 +102,18 @@ class RedisSessionStore:
         self._finish = client.register_script(_FINISH)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "echo:session:") -> RedisSessionStore:
-        """A store on its own connection pool (blocking reads hold a connection each)."""
-        return cls(Redis.from_url(url, decode_responses=True), prefix=prefix)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "echo:session:",
+        timeout: float = 1.0,
+        longest_wait: float = 15.0,
+    ) -> RedisSessionStore:
+        """A store on its own connection pool (blocking reads hold a connection each); a read
+        may block for `longest_wait` (the keep-alive interval), everything else `timeout`."""
+        client = open_redis(url, timeout=timeout, read_timeout=longest_wait + timeout)
+        return cls(client, prefix=prefix)
 
     def _keys(self, session_id: str) -> list[str]:
         key = self._prefix + session_id

@@ -75,7 +75,12 @@ class SessionService:
         store: SessionStore
         if settings.redis_url:
             prefix = settings.redis_key_prefix + "session:"
-            store = RedisSessionStore.from_url(settings.redis_url, prefix=prefix)
+            store = RedisSessionStore.from_url(
+                settings.redis_url,
+                prefix=prefix,
+                timeout=settings.redis_timeout,
+                longest_wait=settings.stream_keepalive_seconds,
+            )
         else:
             store = MemorySessionStore()
             if settings.workers > 1 and settings.jwt_secret is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+from echo_stream.providers.transport.urls import build_url
 from echo_stream.speech.base import Audio, TTSError, TTSUnavailable, Voice
 from echo_stream.speech.remote import get_json, open_stream, post_for_body
 
@@ -67,14 +67,16 @@ class ElevenLabsTTS:
     def _request(self, text: str, voice: str, previous_text: str, stream: bool) -> dict[str, Any]:
         if not self._key:
             raise TTSError("ElevenLabs is not configured: set ELEVENLABS_API_KEY")
-        path = f"/v1/text-to-speech/{quote(voice or self.default_voice, safe='')}"
+        template = "/v1/text-to-speech/{voice}" + ("/stream" if stream else "")
+        # One escaping builder for every upstream URL: a voice id never changes the path.
+        url = build_url(self._base, template, voice=voice or self.default_voice)
         body: dict[str, Any] = {"text": text, "model_id": self._model}
         if self._voice_settings:
             body["voice_settings"] = self._voice_settings
         if previous_text:
             body["previous_text"] = previous_text
         return {
-            "url": self._base + path + ("/stream" if stream else ""),
+            "url": url,
             "headers": {"xi-api-key": self._key, "accept": content_type(self._format)},
             "params": {"output_format": self._format},
             "body": body,
