@@ -5,8 +5,9 @@ it for the client. Only failures a fresh call whose answer is collected whole ca
 (a broken or cut stream, a dropped connection, a 5xx); a rejected request, a missing model or a
 rate limit would fail again, so they pass through. A first-token timeout passes through too: the
 provider may still be working on the first request, and asking again would bill it twice.
-After the first event nothing is retried: the client has already seen part of an answer. The providers have one (streaming) transport, so
-the retry still streams from the upstream; it is the client that gets it in one piece.
+After the first event nothing is retried: the client has already seen part of an answer. The
+providers have one (streaming) transport, so the retry still streams from the upstream; it is
+the client that gets it in one piece.
 """
 
 from __future__ import annotations
