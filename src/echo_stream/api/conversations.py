@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from echo_stream.api.echov2 import parse_body
-from echo_stream.api.edge import read_body, require_key
+from echo_stream.api.edge import parse_body, read_body, require_key
 from echo_stream.api.record import conversation_id_param, require_store
 from echo_stream.conversations.owner import owner_of
 from echo_stream.conversations.repository import Conversation, ConversationRepository, Message

@@ -10,14 +10,13 @@ characters, ids, and a `provider` that must agree with where `model` routes.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from echo_stream.api.edge import read_body, require_key
+from echo_stream.api.edge import parse_body, read_body, require_key
 from echo_stream.api.record import IDEMPOTENCY_HEADER, conversation_id_param, require_store
 from echo_stream.api.run import run_chat
 from echo_stream.api.titles import title_after
@@ -84,9 +83,6 @@ class ChatAnswer(BaseModel):
     usage: Usage | None
 
 
-_Body = TypeVar("_Body", bound=BaseModel)
-
-
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     """A model's JSON schema with its `$defs` inlined, for `openapi_extra`."""
     defs = schema.pop("$defs", {})
@@ -118,24 +114,6 @@ def _docs(body: type[BaseModel]) -> dict[str, Any]:
         },
         "response_model": None,
     }
-
-
-def parse_body(model: type[_Body], body: bytes) -> _Body:
-    """Parse and validate a JSON body into `model`, with clear 400s."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
-        if error["type"] == "missing":
-            raise InvalidRequest(f"Missing required parameter: '{param}'", param=param) from exc
-        raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc
 
 
 def check_prompt(text: str, settings: Settings, param: str = "prompt") -> str:

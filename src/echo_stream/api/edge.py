@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from echo_stream.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from echo_stream.protocol import ChatCompletionRequest
+
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -53,19 +56,34 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_chat_request(body: bytes) -> ChatCompletionRequest:
-    """Parse and validate a chat completion request, with OpenAI-style 400 errors."""
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying why it is not one."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object")
+    return data
+
+
+def validate(model: type[BodyModel], data: dict[str, Any]) -> BodyModel:
+    """`data` as `model`, or a 400 naming the first bad or missing field (`param`)."""
     try:
-        return ChatCompletionRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         param = ".".join(str(part) for part in error["loc"]) or None
         if error["type"] == "missing":
             raise InvalidRequest(f"Missing required parameter: '{param}'", param=param) from exc
         raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc
+
+
+def parse_body(model: type[BodyModel], body: bytes) -> BodyModel:
+    """A JSON request body validated into `model`, with OpenAI-style 400 errors."""
+    return validate(model, json_object(body))
+
+
+def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Parse and validate a chat completion request, with OpenAI-style 400 errors."""
+    return parse_body(ChatCompletionRequest, body)

@@ -12,15 +12,13 @@ import secrets
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
-from echo_stream.api.edge import read_body, require_key
+from echo_stream.api.edge import json_object, read_body, require_key, validate
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
-from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.errors import EchoError
 from echo_stream.faces.lobe import LobeHTTPError, encode_lobe
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
@@ -49,22 +47,10 @@ _FORWARDED = (
 
 def parse_lobe_request(body: bytes) -> ChatCompletionRequest:
     """Lobe's chat payload as the pipeline's request (always streamed, with usage)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object")
+    data = json_object(body)
     fields: dict[str, Any] = {key: data[key] for key in _FORWARDED if key in data}
     fields.update(stream=True, stream_options={"include_usage": True})
-    try:
-        return ChatCompletionRequest.model_validate(fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
-        if error["type"] == "missing":
-            raise InvalidRequest(f"Missing required parameter: '{param}'", param=param) from exc
-        raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc
+    return validate(ChatCompletionRequest, fields)
 
 
 def _lobe_error_response(error: EchoError) -> Response:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from echo_stream.api.edge import read_body
+from echo_stream.api.edge import json_object, read_body, validate
 from echo_stream.api.run import run_chat
 from echo_stream.errors import InvalidRequest
 from echo_stream.events import EventStream
@@ -49,24 +49,14 @@ class InitStream(BaseModel):
     max_tokens: int = Field(4096, ge=1, le=1_000_000)
 
 
-def _parse(body: bytes) -> tuple[str | None, dict[str, object]]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object")
+def _parse(body: bytes) -> tuple[str | None, dict[str, Any]]:
+    data = json_object(body)
     token = data.get("n8nToken")
     return token if isinstance(token, str) else None, data
 
 
-def _validate(data: dict[str, object], max_prompt: int) -> InitStream:
-    try:
-        init = InitStream.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
-        raise InvalidRequest(f"Invalid value for '{param}': {error['msg']}", param=param) from exc
+def _validate(data: dict[str, Any], max_prompt: int) -> InitStream:
+    init = validate(InitStream, data)
     for name in ("userId", "chatId"):
         if isinstance(value := getattr(init, name), str) and len(value) > 256:
             raise InvalidRequest(f"'{name}' is longer than 256 characters", param=name)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from echo_stream.api.edge import read_body, require_key
+from echo_stream.api.edge import json_object, read_body, require_key, validate
 from echo_stream.api.run import run_chat
-from echo_stream.errors import EchoError, ModelNotFound
+from echo_stream.errors import EchoError, InvalidRequest, ModelNotFound
 from echo_stream.faces.voice import VoiceError, VoiceOptions, encode_voice
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage
 from echo_stream.routing import Router
@@ -72,17 +71,9 @@ class VoiceRequest(BaseModel):
 def parse_voice_request(body: bytes) -> VoiceRequest:
     """The validated request, or a 400 `{"error": ...}` saying what is wrong."""
     try:
-        data = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError as exc:
-        raise VoiceError(f"The request body is not valid JSON: {exc}", status=400) from exc
-    if not isinstance(data, dict):
-        raise VoiceError("The request body must be a JSON object", status=400)
-    try:
-        request = VoiceRequest.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise VoiceError(f"Invalid value for '{where}': {error['msg']}", status=400) from exc
+        request = validate(VoiceRequest, json_object(body) if body else {})
+    except InvalidRequest as error:  # the same checks, in the voice stream's error shape
+        raise VoiceError(error.message, status=400) from error
     if not request.prompt.strip():
         raise VoiceError("Prompt is required", status=400)
     return request
