@@ -19,7 +19,7 @@ from echo_stream.conversations.owner import owner_of
 from echo_stream.conversations.recording import open_turn, record, replay
 from echo_stream.conversations.repository import ConversationRepository
 from echo_stream.conversations.titles import title_from_prompt
-from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.errors import InvalidRequest, StoreUnavailable
 from echo_stream.events import EventStream
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
@@ -29,16 +29,12 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
-class StoreNotReady(EchoError):
-    status = 503
-    type = "server_error"
-    code = "conversation_store_unavailable"
-
-
 def require_store(state: AppState) -> ConversationRepository:
     """The conversation store, or a 503 when the app's lifespan has not opened it."""
     if state.conversations is None:
-        raise StoreNotReady("The conversation store is not open")
+        raise StoreUnavailable(
+            "The conversation store is not open", code="conversation_store_unavailable"
+        )
     return state.conversations
 
 

@@ -38,7 +38,13 @@ from echo_stream.conversations.repository import (
     TurnStart,
     new_id,
 )
-from echo_stream.errors import EchoError, NotFound, UpstreamTimeout, UpstreamUnavailable
+from echo_stream.errors import (
+    EchoError,
+    NotFound,
+    StoreUnavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from echo_stream.events import (
     FLUSH,
     AdBlock,
@@ -52,12 +58,6 @@ from echo_stream.events import (
 log = logging.getLogger(__name__)
 
 REPLAY_POLL_SECONDS = 0.2
-
-
-class StoreUnavailable(EchoError):
-    status = 503
-    type = "server_error"
-    code = "conversation_store_unavailable"
 
 
 @dataclass(slots=True)
@@ -101,7 +101,9 @@ async def open_turn(
     except EchoError:
         raise
     except Exception as exc:
-        raise StoreUnavailable("The conversation store is unavailable") from exc
+        raise StoreUnavailable(
+            "The conversation store is unavailable", code="conversation_store_unavailable"
+        ) from exc
     create = conversation_id is None
     start = TurnStart(
         owner=owner,
@@ -191,7 +193,9 @@ async def _written(writing: asyncio.Future[None]) -> None:
     except EchoError:
         raise
     except Exception as exc:
-        raise StoreUnavailable("The conversation store is unavailable") from exc
+        raise StoreUnavailable(
+            "The conversation store is unavailable", code="conversation_store_unavailable"
+        ) from exc
 
 
 async def _finalise(
