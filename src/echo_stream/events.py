@@ -107,9 +107,7 @@ class Flush:
 
 FLUSH = Flush()
 
-AnswerEvent = (
-    TextDelta | AdBlock | RefusalDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
-)
+AnswerEvent = TextDelta | AdBlock | RefusalDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
 """What an answer is made of; `Event` adds the `FLUSH` marker."""
 
 Event = AnswerEvent | Flush

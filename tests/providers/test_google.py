@@ -262,11 +262,11 @@ async def test_upstream_error_status_passes_through() -> None:
 
 CRLF_TEXT = "Here are three steps:\n\n1. Open the stream.\n2. Read each chunk.\n3. Close it."
 CRLF_THOUGHTS = "**Listing the steps**\n\nThe user wants a short list."
+MULTIBYTE_TEXT = "東京の天気は晴れです☀️。気温は22度🌡️、湿度は低めです👍🏽\n"
 
 
 def reasoning_of(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
-MULTIBYTE_TEXT = "東京の天気は晴れです☀️。気温は22度🌡️、湿度は低めです👍🏽\n"
 
 
 async def test_crlf_stream_text_usage_and_finish() -> None:
