@@ -49,6 +49,20 @@ class RefusalDelta:
 
 
 @dataclass(slots=True, frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking") for one choice, as a provider sends it.
+
+    Deliberately not a `TextDelta`: it is not part of the answer, so the ad stage never counts it
+    toward placement, voice never speaks it, and a face that has no place for reasoning simply
+    ignores it. Faces that can show it (Lobe's `reasoning` event, OpenAI-compatible
+    `delta.reasoning_content`) map it explicitly.
+    """
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
 class ToolCallDelta:
     """A fragment of one tool call; `id` and `name` are set only on a call's first fragment."""
 
@@ -93,7 +107,7 @@ class Flush:
 
 FLUSH = Flush()
 
-AnswerEvent = TextDelta | AdBlock | RefusalDelta | ToolCallDelta | Finish | Usage
+AnswerEvent = TextDelta | AdBlock | RefusalDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
 """What an answer is made of; `Event` adds the `FLUSH` marker."""
 
 Event = AnswerEvent | Flush

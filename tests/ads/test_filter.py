@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echo_stream.ads.filter import NO_AD, splice_ads
-from echo_stream.events import AdBlock, Event, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import (
+    AdBlock,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 AD = "\n\n[ad]\nSponsored · Test: **T** — body\n[/ad][link]https://ad.example[/link]\n\n"
 
@@ -235,3 +243,35 @@ def test_the_ad_is_an_ad_block_event_carrying_its_fields() -> None:
     assert (blocks[0].ad_id, blocks[0].advertiser, blocks[0].url) == ("test", "Test", "https://ad.example")
     plain = "".join(e.text for e in events if isinstance(e, TextDelta) and not isinstance(e, AdBlock))
     assert plain == "Short first sentence. Second one here."
+
+
+def _run_items(items: list[Event], source: Source, **options: object) -> list[Event]:
+    async def main() -> list[Event]:
+        return [e async for e in splice_ads(_events(items), source, **options)]  # type: ignore[arg-type]
+
+    return asyncio.run(main())
+
+
+def test_reasoning_never_counts_toward_placement_and_passes_untouched() -> None:
+    thinking = [ReasoningDelta(ANSWER[i : i + 9]) for i in range(0, len(ANSWER), 9)]
+    source = Source()
+    events = _run_items([*thinking, TextDelta("Hi there."), Finish("stop")], source, min_chars=40)
+    assert [e for e in events if isinstance(e, ReasoningDelta)] == thinking
+    assert not any(isinstance(e, AdBlock) for e in events)
+    assert source.outcome == ("too_short", 0)
+
+
+def test_an_ad_goes_in_the_answer_never_in_the_reasoning() -> None:
+    source = Source()
+    items: list[Event] = [
+        ReasoningDelta("First thought. Second thought. "),
+        *(TextDelta(ANSWER[i : i + 7]) for i in range(0, len(ANSWER), 7)),
+        ReasoningDelta("A late thought. "),
+        Finish("stop"),
+    ]
+    events = _run_items(items, source, min_chars=40)
+    out = text_of(events)
+    assert out.replace(AD, "") == ANSWER
+    assert out.index(AD) == ANSWER.index("The Eiffel")  # as if the reasoning were not there
+    thoughts = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    assert thoughts == "First thought. Second thought. A late thought. "

@@ -13,7 +13,16 @@ from sqlalchemy import event
 from echo_stream.conversations.recording import Turn, open_turn, record, replay
 from echo_stream.conversations.repository import ConversationRepository, Message
 from echo_stream.errors import NotFound, UpstreamUnavailable
-from echo_stream.events import FLUSH, AdBlock, Event, EventStream, Finish, TextDelta, Usage
+from echo_stream.events import (
+    FLUSH,
+    AdBlock,
+    Event,
+    EventStream,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
 
 OWNER = "key:test"
 AD = AdBlock("\n[ad]Try X[/ad]\n", 0, "ad-1", "X Corp", "Try X", "It is good", "https://x.example")
@@ -52,6 +61,18 @@ async def test_complete_answer_is_stored_with_tokens_and_timings(
     assert (answer.input_tokens, answer.output_tokens, answer.provider) == (7, 2, "mock")
     assert answer.ttft_ms is not None and answer.duration_ms is not None
     assert answer.duration_ms >= answer.ttft_ms >= 0
+
+
+async def test_reasoning_passes_through_but_is_not_stored_as_the_answer(
+    repository: ConversationRepository,
+) -> None:
+    turn = await _turn(repository)
+    items: list[Event] = [ReasoningDelta("Let me think."), FLUSH, TextDelta("Hello"),
+                          Finish("stop"), Usage(7, 2, 9), FLUSH]  # fmt: skip
+    seen = [e async for e in record(repository, turn, _events(items), provider="mock")]
+    assert seen == items
+    answer = await _answer(repository, turn)
+    assert (answer.status, answer.content) == ("complete", "Hello")
 
 
 async def test_rows_exist_before_the_first_event_is_handed_on(

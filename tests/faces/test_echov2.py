@@ -7,7 +7,16 @@ import json
 import pytest
 
 from echo_stream.errors import EchoError, UpstreamUnavailable
-from echo_stream.events import FLUSH, AdBlock, Event, EventStream, Finish, TextDelta, Usage
+from echo_stream.events import (
+    FLUSH,
+    AdBlock,
+    Event,
+    EventStream,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
 from echo_stream.faces.echov2 import collect_echov2, encode_echov2
 
 IDS = {"conversation_id": "conv_1", "message_id": "msg_1"}
@@ -58,3 +67,14 @@ async def test_non_streamed_answer_collects_shown_text() -> None:
     items: list[Event] = [TextDelta("A. "), AdBlock("[ad]"), TextDelta("B."), Finish("length")]
     body = await collect_echov2(_stream(items), IDS)
     assert body == {"response": "A. [ad]B.", **IDS, "finish_reason": "length", "usage": None}
+
+
+async def test_reasoning_is_left_out_of_the_stream_and_the_collected_answer() -> None:
+    items: list[Event] = [ReasoningDelta("hmm"), FLUSH, TextDelta("Yes."), Finish("stop"),
+                          Usage(1, 2, 3), FLUSH]  # fmt: skip
+    events = _events(b"".join([w async for w in encode_echov2(_stream(items), IDS)]))
+    assert [e["type"] for e in events] == ["content", "done"]
+    assert events[0]["chunk"] == "Yes." and events[1]["usage"] == {
+        "input_tokens": 1, "output_tokens": 2, "total_tokens": 3}  # fmt: skip
+    body = await collect_echov2(_stream(items), IDS)
+    assert body["response"] == "Yes."

@@ -23,6 +23,7 @@ from echo_stream.events import (
     Event,
     EventStream,
     Finish,
+    ReasoningDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -202,6 +203,49 @@ async def test_only_the_first_choice_is_sent_and_refusals_read_as_text() -> None
         )
     )
     assert [(e, d) for _, e, d in events][:2] == [("text", "zero no"), ("stop", "length")]
+
+
+async def test_reasoning_is_its_own_event_before_the_text_byte_for_byte() -> None:
+    chunks = await _encode(
+        [
+            ReasoningDelta("Think"),
+            ReasoningDelta('ing "hard"'),
+            TextDelta("An"),
+            TextDelta("swer"),
+            FLUSH,
+            ReasoningDelta("more?", choice=1),  # another choice's reasoning is not sent
+            ReasoningDelta(""),
+            Finish("stop"),
+        ]
+    )
+    assert chunks[0] == (
+        b'id: msg_1\nevent: reasoning\ndata: "Thinking \\"hard\\""\n\n'
+        b'id: msg_1\nevent: text\ndata: "Answer"\n\n'
+    )
+    assert [e for _, e, _ in _parse(chunks[1])] == ["stop", "speed"]
+
+
+async def test_reasoning_and_text_interleaved_keep_their_order() -> None:
+    events = _parse(
+        b"".join(
+            await _encode(
+                [
+                    ReasoningDelta("a"),
+                    TextDelta("b"),
+                    ReasoningDelta("c"),
+                    ReasoningDelta("d"),
+                    TextDelta("e"),
+                    Finish("stop"),
+                ]
+            )
+        )
+    )
+    assert [(e, d) for _, e, d in events][:4] == [
+        ("reasoning", "a"),
+        ("text", "b"),
+        ("reasoning", "cd"),
+        ("text", "e"),
+    ]
 
 
 async def test_a_stream_that_ends_without_finishing_gets_a_synthetic_stream_chunk_error() -> None:

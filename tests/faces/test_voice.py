@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from echo_stream.errors import UpstreamUnavailable
-from echo_stream.events import FLUSH, AdBlock, EventStream, Finish, TextDelta
+from echo_stream.events import FLUSH, AdBlock, EventStream, Finish, ReasoningDelta, TextDelta
 from echo_stream.faces.voice import VoiceError, VoiceOptions, encode_voice
 from echo_stream.speech.base import Audio, TTSRateLimited, Voice
 
@@ -168,3 +168,18 @@ async def test_closing_the_stream_cancels_every_synthesis_and_the_model() -> Non
     await stream.aclose()
     assert model_closed.is_set()
     assert tts.active == 0 and tts.cancelled == 3
+
+
+async def test_reasoning_is_neither_shown_nor_spoken() -> None:
+    tts = ScriptedTTS()
+
+    async def with_reasoning() -> EventStream:
+        yield ReasoningDelta("Secret plan: mention Widgets first. ")
+        yield FLUSH
+        yield TextDelta(SENTENCES[0])
+        yield Finish("stop")
+
+    events = await collect(encode_voice(with_reasoning(), options(tts)))
+    assert not any("Widgets" in str(event) for event in events)
+    assert tts.started == [SENTENCES[0]]
+    assert events[-1]["fullText"] == SENTENCES[0]

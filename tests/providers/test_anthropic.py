@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echo_stream.errors import InvalidRequest, RateLimited, UpstreamRejected, UpstreamUnavailable
-from echo_stream.events import FLUSH, Event, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import (
+    FLUSH,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.anthropic import API_VERSION, AnthropicProvider, build_body
 
@@ -315,9 +323,20 @@ TOOL_USE_EVENTS: list[Event] = [
     Usage(412, 71, 483),
     Finish("tool_calls"),
 ]
+# Extended thinking: thinking deltas become reasoning; the signature and the redacted block don't.
+THINKING_EVENTS: list[Event] = [
+    ReasoningDelta("Let me solve this step by step:\n\n1. First"),
+    ReasoningDelta(" break down 27 * 453"),
+    ReasoningDelta("\n2. 453 = 400 + 50 + 3 → 10935 + 1296 = 12231"),
+    TextDelta("27 * 453"),
+    TextDelta(" = 12,231"),
+    Usage(38, 96, 134),
+    Finish("stop"),
+]
 EXPECTED = {
     "anthropic_text.sse": TEXT_EVENTS,
     "anthropic_tool_use.sse": TOOL_USE_EVENTS,
+    "anthropic_thinking.sse": THINKING_EVENTS,
 }
 
 

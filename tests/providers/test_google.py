@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echo_stream.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
-from echo_stream.events import Event, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.google import GoogleProvider, build_body, signature_from_call_id
 
@@ -261,7 +261,12 @@ async def test_upstream_error_status_passes_through() -> None:
 # --- streams -----------------------------------------------------------------------------------
 
 CRLF_TEXT = "Here are three steps:\n\n1. Open the stream.\n2. Read each chunk.\n3. Close it."
+CRLF_THOUGHTS = "**Listing the steps**\n\nThe user wants a short list."
 MULTIBYTE_TEXT = "東京の天気は晴れです☀️。気温は22度🌡️、湿度は低めです👍🏽\n"
+
+
+def reasoning_of(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
 
 
 async def test_crlf_stream_text_usage_and_finish() -> None:
@@ -288,6 +293,7 @@ async def test_crlf_stream_resplit_anywhere(data: st.DataObject) -> None:
     events = await run(FakeUpstream.streaming(raw, pieces))
 
     assert text_of(events) == CRLF_TEXT
+    assert reasoning_of(events) == CRLF_THOUGHTS
     assert events[-2] == Finish("stop")
     assert events[-1] == Usage(9, 81, 90, reasoning_tokens=57)
 
@@ -376,14 +382,24 @@ async def test_finish_reasons(reason: str, finish: str) -> None:
     assert events == [TextDelta("Partial answer"), Finish(finish)]  # type: ignore[arg-type]
 
 
-async def test_thought_parts_are_ignored() -> None:
+async def test_thought_parts_are_reasoning_not_text() -> None:
     raw = chunk([{"text": "Let me think about this...", "thought": True}]) + chunk(
         [{"text": "Answer."}], finish="STOP"
     )
 
     events = await run(FakeUpstream.streaming(raw))
 
-    assert events == [TextDelta("Answer."), Finish("stop")]
+    assert events == [
+        ReasoningDelta("Let me think about this..."),
+        TextDelta("Answer."),
+        Finish("stop"),
+    ]
+
+
+async def test_a_thought_part_without_text_makes_no_event() -> None:
+    raw = chunk([{"thought": True, "thoughtSignature": "c2ln"}, {"text": "Hi"}], finish="STOP")
+
+    assert await run(FakeUpstream.streaming(raw)) == [TextDelta("Hi"), Finish("stop")]
 
 
 async def test_blocked_prompt_finishes_with_content_filter() -> None:

@@ -14,7 +14,15 @@ from echo_stream.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from echo_stream.events import Event, Finish, RefusalDelta, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers.openai import OpenAIProvider, build_body, parse_chunk
 
@@ -240,6 +248,17 @@ EXPECTED: dict[str, list[Event]] = {
         *(RefusalDelta(piece) for piece in REFUSAL_PIECES),
         Finish("stop"),
         Usage(64, 10, 74),
+    ],
+    # DeepSeek-reasoner: `reasoning_content` first (content null), then content.
+    "openai_reasoning.sse": [
+        ReasoningDelta("Okay"),
+        ReasoningDelta(", 9.11 vs 9.8"),
+        ReasoningDelta(": compare tenths — 1 < 8"),
+        TextDelta("9.8"),
+        TextDelta(" is larger"),
+        TextDelta("."),
+        Finish("stop"),
+        Usage(15, 120, 135, reasoning_tokens=112),
     ],
 }
 
@@ -498,3 +517,33 @@ async def test_upstream_response_is_closed_when_the_consumer_stops_early() -> No
     await stream.aclose()
 
     assert upstream.bodies[0].closed
+
+
+def _delta_chunk(delta: dict[str, object]) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+def test_openrouter_style_reasoning_field_is_reasoning() -> None:
+    events = parse_chunk(_delta_chunk({"content": "", "reasoning": "Thinking it over"}))
+
+    assert events == [ReasoningDelta("Thinking it over")]
+
+
+def test_reasoning_and_content_in_one_delta_keep_reasoning_apart() -> None:
+    events = parse_chunk(_delta_chunk({"content": "Yes.", "reasoning_content": "Sure?"}))
+
+    assert events == [TextDelta("Yes."), ReasoningDelta("Sure?")]
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_empty_or_null_reasoning_makes_no_event(empty: str | None) -> None:
+    events = parse_chunk(_delta_chunk({"content": "Hi", "reasoning_content": empty}))
+
+    assert events == [TextDelta("Hi")]
+
+
+async def test_reasoning_of_a_wrong_type_is_a_bad_upstream() -> None:
+    raw = b"data: " + orjson.dumps(_delta_chunk({"reasoning_content": 42})) + b"\n\n"
+
+    with pytest.raises(UpstreamUnavailable):
+        await run(FakeUpstream.streaming(raw + b"data: [DONE]\n\n"))

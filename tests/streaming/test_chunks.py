@@ -8,7 +8,15 @@ import orjson
 import pytest
 
 from echo_stream.errors import EchoError, UpstreamUnavailable
-from echo_stream.events import FLUSH, Event, Finish, TextDelta, ToolCallDelta, Usage
+from echo_stream.events import (
+    FLUSH,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from echo_stream.streaming.chunks import ChunkWriter, encode_chunks
 
 
@@ -110,3 +118,30 @@ async def test_error_after_first_write_is_an_error_event_without_done() -> None:
 async def test_stream_that_ends_without_finish_is_an_error() -> None:
     writes = await encode([TextDelta("a"), FLUSH])
     assert b'"error"' in writes[-1] and b"[DONE]" not in writes[-1]
+
+
+async def test_reasoning_is_sent_as_reasoning_content_after_the_role() -> None:
+    writes = await encode([ReasoningDelta("hmm"), TextDelta("ok"), Finish("stop"), FLUSH])
+    deltas = [c["choices"][0]["delta"] for c in decode(b"".join(writes)) if c["choices"]]  # type: ignore[index]
+    assert deltas == [
+        {"role": "assistant", "content": ""},
+        {"reasoning_content": "hmm"},
+        {"content": "ok"},
+        {},
+    ]
+
+
+async def test_usage_is_not_taken_from_another_event() -> None:
+    writes = await encode([ReasoningDelta("hmm"), TextDelta("ok"), Finish("stop"), FLUSH])
+    assert decode(writes[-1])[-1]["usage"] is None
+
+
+async def test_an_event_the_encoder_does_not_know_is_skipped() -> None:
+    class Unknown:
+        choice = 0
+
+    items: list[object] = [TextDelta("a"), Unknown(), Finish("stop"), Usage(1, 2, 3), FLUSH]
+    writes = await encode(items)  # type: ignore[arg-type]
+    chunks = decode(b"".join(writes))
+    assert chunks[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert len(chunks) == 4  # role, "a", finish, usage

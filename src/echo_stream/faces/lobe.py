@@ -9,9 +9,9 @@ Lobe's model runtime frames every chunk as three lines and a blank one::
 with these types (the names its `fetchSSE` client switches on):
 
 - `text`        data is the text delta as a JSON string
-- `reasoning`   the model's thinking as a JSON string. Not sent yet: the internal vocabulary
-                (`echo_stream.events`) has no reasoning event, so no adapter surfaces it; when one
-                joins the vocabulary it maps here.
+- `reasoning`   the model's thinking as a JSON string (`ReasoningDelta`: Anthropic's thinking,
+                Gemini's thought summaries, `reasoning_content` of OpenAI-compatible servers);
+                Lobe's client shows it as the collapsible "thinking" part before the answer
 - `tool_calls`  `[{index, id, type: "function", function: {name, arguments}}]`; `name` only on a
                 call's first fragment (null after), `id` on every fragment, as Lobe's client merges
                 fragments by index
@@ -60,6 +60,7 @@ from echo_stream.events import (
     EventStream,
     Finish,
     Flush,
+    ReasoningDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -186,20 +187,25 @@ class _Timing:
 
 
 class _Encoder:
-    """Per-response state: ids of tool calls, the held finish and usage, pending bytes."""
+    """Per-response state: ids of tool calls, the held finish and usage, pending bytes.
+
+    Text (or reasoning) deltas of one read are joined into one event; `kind` says which of the
+    two `text` holds, so that switching between them keeps their order.
+    """
 
     def __init__(self, message_id: str, timing: _Timing) -> None:
         self.id = message_id
         self.timing = timing
         self.pending: list[bytes] = []
         self.text: list[str] = []
+        self.kind = "text"
         self.tool_ids: dict[int, str] = {}
         self.finish: Finish | None = None
         self.usage: Usage | None = None
 
     def flush_text(self) -> None:
         if self.text:
-            self.pending.append(frame(self.id, "text", "".join(self.text)))
+            self.pending.append(frame(self.id, self.kind, "".join(self.text)))
             self.text = []
 
     def add(self, event: object) -> None:
@@ -209,6 +215,16 @@ class _Encoder:
                 self.pending.append(frame(self.id, "ad", ad_data(event)))
         elif isinstance(event, TextDelta | RefusalDelta):
             if event.choice == 0 and event.text:
+                if self.kind != "text":
+                    self.flush_text()
+                    self.kind = "text"
+                self.timing.output_started()
+                self.text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            if event.choice == 0 and event.text:
+                if self.kind != "reasoning":
+                    self.flush_text()
+                    self.kind = "reasoning"
                 self.timing.output_started()
                 self.text.append(event.text)
         elif isinstance(event, ToolCallDelta):

@@ -4,7 +4,8 @@ Request: system/developer messages become the top-level `system` (or, when there
 else, the one user turn); tool results become user `tool_result` blocks; consecutive same-role
 messages merge (the API requires alternation);
 `max_tokens` is always set. Stream: text and `input_json_delta` blocks become text and tool-call
-deltas with OpenAI-side tool indexes; usage comes from `message_start` and `message_delta`.
+deltas with OpenAI-side tool indexes, `thinking_delta`s become reasoning deltas (signatures and
+redacted thinking are dropped); usage comes from `message_start` and `message_delta`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from echo_stream.events import (
     AnswerEvent,
     Finish,
     FinishReason,
+    ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -172,7 +174,10 @@ class _Reader:
                 if type(text) is not str:  # inline: the per-token path makes no call
                     raise TypeError(f"text is {type(text).__name__}, not a string")
                 return [TextDelta(text)]
-            if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+            delta_type = delta.get("type")
+            if delta_type == "thinking_delta" and (thinking := delta.get("thinking")):
+                return [ReasoningDelta(shapes.text(thinking))]
+            if delta_type == "input_json_delta" and delta.get("partial_json"):
                 index = self.tool_index.get(event["index"])
                 if index is not None:  # not one of ours (a server tool's input)
                     return [

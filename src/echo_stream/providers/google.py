@@ -3,7 +3,8 @@
 Request: system/developer messages become `systemInstruction` (or, when there is nothing else,
 the one user turn); roles become user/model;
 sampling knobs go to `generationConfig`; tools become function declarations. Stream: text parts
-become text deltas; a whole `functionCall` becomes one tool-call delta with a generated id (which
+become text deltas, thought-summary parts (`"thought": true`) reasoning deltas; a whole
+`functionCall` becomes one tool-call delta with a generated id (which
 carries the call's thought signature back on the next turn), and
 a candidate that called tools finishes with `tool_calls`. `usageMetadata` is cumulative, so the
 last one seen is the answer's usage.
@@ -23,6 +24,7 @@ from echo_stream.events import (
     AnswerEvent,
     Finish,
     FinishReason,
+    ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -221,12 +223,14 @@ class _Reader:
             if type(index) is not int or not 0 <= index < 1024:
                 index = shapes.index(index)
             for part in (candidate.get("content") or {}).get("parts") or ():
-                if part.get("thought"):
-                    continue
                 if text := part.get("text"):
                     if type(text) is not str:
                         raise TypeError(f"text is {type(text).__name__}, not a string")
-                    events.append(TextDelta(text, index))
+                    # A thought summary (`"thought": true`) is reasoning, not the answer.
+                    if part.get("thought"):
+                        events.append(ReasoningDelta(text, index))
+                    else:
+                        events.append(TextDelta(text, index))
                 elif call := part.get("functionCall"):
                     events.append(self._tool_call(call, part, index))
             if reason := candidate.get("finishReason"):

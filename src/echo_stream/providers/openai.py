@@ -1,7 +1,9 @@
 """Any OpenAI-compatible upstream: OpenAI itself, vLLM, Ollama, Groq, OpenRouter and the like.
 
 The upstream already speaks our wire format, so the adapter forwards the fields OpenAI knows and
-reads the stream's deltas back into events. Parsing is plain dict access on `orjson` output:
+reads the stream's deltas back into events; the reasoning some compatible servers stream
+(`delta.reasoning_content` from DeepSeek and vLLM, `delta.reasoning` from OpenRouter and Ollama)
+becomes `ReasoningDelta`. Parsing is plain dict access on `orjson` output:
 this runs once per token, where building pydantic objects would cost more than everything else.
 """
 
@@ -15,6 +17,7 @@ from echo_stream.events import (
     AnswerEvent,
     Finish,
     FinishReason,
+    ReasoningDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -103,6 +106,9 @@ def parse_chunk(chunk: dict[str, Any]) -> list[AnswerEvent]:
             events.append(TextDelta(content, index))
         if refusal := delta.get("refusal"):
             events.append(RefusalDelta(shapes.text(refusal), index))
+        # DeepSeek and vLLM say `reasoning_content`, OpenRouter and Ollama `reasoning`.
+        if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
+            events.append(ReasoningDelta(shapes.text(reasoning), index))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(

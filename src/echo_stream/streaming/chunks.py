@@ -1,7 +1,9 @@
 """Events -> OpenAI `chat.completion.chunk` SSE bytes: the only stage that knows the wire bytes.
 
 Every chunk of a response shares `id`, `created` and `model`, so their JSON prefix is encoded
-once and each chunk only serialises its own choice. The encoder also keeps the stream honest:
+once and each chunk only serialises its own choice. Reasoning goes out as
+`delta.reasoning_content`, the field DeepSeek and vLLM stream and compatible clients read. The
+encoder also keeps the stream honest:
 a role delta before a choice's first content, `id`/`type`/`name` only on a tool call's first
 fragment, exactly one finish chunk per choice, usage last, then `[DONE]` — or, when anything
 fails after the first byte, one `data: {"error": ...}` chunk and no `[DONE]`, so that clients
@@ -22,6 +24,7 @@ from echo_stream.events import (
     EventStream,
     Finish,
     Flush,
+    ReasoningDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -112,8 +115,12 @@ async def encode_chunks(
                     out = writer.delta(event.choice, {}, event.reason)
                 elif isinstance(event, RefusalDelta):
                     out = writer.delta(event.choice, {"refusal": event.text})
-                else:
+                elif isinstance(event, ReasoningDelta):
+                    out = writer.delta(event.choice, {"reasoning_content": event.text})
+                elif isinstance(event, Usage):
                     usage = event
+                    continue
+                else:  # an event this face does not know: never mistake it for usage
                     continue
                 if event.choice not in started:
                     started.add(event.choice)

@@ -15,6 +15,7 @@ from echo_stream.events import (
     EventStream,
     Finish,
     Flush,
+    ReasoningDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -34,6 +35,7 @@ class _Call:
 class _Choice:
     text: list[str] = field(default_factory=list)
     refusal: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     calls: dict[int, _Call] = field(default_factory=dict)
     finish: str | None = None
 
@@ -43,6 +45,8 @@ class _Choice:
             "content": "".join(self.text) if self.text or not self.calls else None,
             "refusal": "".join(self.refusal) if self.refusal else None,
         }
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
         if self.calls:
             message["tool_calls"] = [
                 {
@@ -81,6 +85,8 @@ async def collect_completion(
                 choice.finish = choice.finish or event.reason
             elif isinstance(event, RefusalDelta):
                 choice.refusal.append(event.text)
+            elif isinstance(event, ReasoningDelta):
+                choice.reasoning.append(event.text)
     if not choices or any(choice.finish is None for choice in choices.values()):
         raise UpstreamUnavailable("the upstream stream ended before the answer finished")
     body: dict[str, Any] = {
