@@ -53,3 +53,34 @@ async def test_engine_creates_the_data_directory(tmp_path: object) -> None:
     finally:
         await engine.dispose()
     assert target.exists()
+
+
+def test_the_head_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from echo_stream.conversations.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_a_database_at_head_starts_without_running_alembic(
+    repository: ConversationRepository, monkeypatch: object
+) -> None:
+    import alembic.command
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("alembic ran on a database already at head")
+
+    monkeypatch.setattr(alembic.command, "upgrade", refuse)  # type: ignore[attr-defined]
+    await migrate(repository.engine)  # at head already (the fixture migrated it)
+
+
+async def test_a_fresh_database_is_migrated_from_nothing(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+        assert version == "0001"
+    finally:
+        await engine.dispose()

@@ -13,18 +13,20 @@ import asyncio
 import fcntl
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from echo_stream.conversations.repository import ConversationRepository
 from echo_stream.settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x6563686F  # "echo": one advisory lock id for every replica's migration run
@@ -73,6 +75,8 @@ def create_engine(url: str) -> AsyncEngine:
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     """Alembic's configuration for the packaged scripts (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
@@ -81,9 +85,28 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
+HEAD_REVISION = "0001"
+"""The newest migration's revision (a test checks it against Alembic's own head)."""
+
+
+def _at_head(connection: Connection) -> bool:
+    """True when the schema is already at `HEAD_REVISION`: Alembic need not even be imported
+    (it costs ~10 MB a worker), which is every start but the first after an upgrade."""
+    try:
+        with connection.begin_nested():
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:
+        return False  # no version table yet: a fresh database
+    return [row[0] for row in found] == [HEAD_REVISION]
+
+
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    if _at_head(connection):
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 

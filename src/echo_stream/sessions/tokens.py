@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from echo_stream.errors import Unauthorized
 from echo_stream.settings import Settings
 
@@ -65,6 +63,8 @@ class JwtVerifier:
         if not token:
             raise Unauthorized("Missing n8nToken", code="invalid_token")
         required = ["exp"] + (["aud"] if self.audience else []) + (["iss"] if self.issuer else [])
+        import jwt  # here, not at import: PyJWT and cryptography cost ~9 MB a worker unused
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -114,6 +114,8 @@ def make_test_token(settings: Settings, *, lifetime: float, claims: dict[str, An
     if settings.jwt_issuer:
         payload.setdefault("iss", settings.jwt_issuer)
     secret = settings.jwt_secret.get_secret_value()
+    import jwt
+
     return jwt.encode(payload, secret, algorithm=settings.jwt_algorithm)
 
 
