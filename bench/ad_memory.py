@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from bench.asgi_request import chat_scope
 from echo_stream.ads.store import MemoryAdStore
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
@@ -56,20 +57,7 @@ async def one_request(app: Any, number: int) -> None:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = chat_scope()
     await app(scope, receive, send)
     if status != 200:
         raise RuntimeError(f"request {number} answered {status}")

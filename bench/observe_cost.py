@@ -17,10 +17,10 @@ import asyncio
 import logging
 import statistics
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message
 
+from bench.asgi_request import chat_scope
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
 
@@ -48,21 +48,7 @@ async def _one(app: ASGIApp) -> int:
         if message["type"] == "http.response.body" and message.get("body"):
             writes += 1
 
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
+    scope = chat_scope()
     await app(scope, receive, send)
     return writes
 
