@@ -37,13 +37,14 @@ from echo_stream.config_file import ConfigError, load_config
 from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.ops.keys import read_sections
+from echo_stream.ops.logs import install_access_log_redaction
 from echo_stream.ops.runtime import build_operations
 from echo_stream.routing import build_router
 from echo_stream.sessions.service import SessionService
 from echo_stream.settings import Settings
 from echo_stream.speech.registry import build_speech
 from echo_stream.state import AppState
-from echo_stream.streaming.response import error_response_parts
+from echo_stream.streaming.response import error_response
 
 log = logging.getLogger("echo_stream")
 
@@ -88,24 +89,19 @@ def _database_ping(state: AppState) -> Callable[[], Awaitable[None]]:
     return ping
 
 
-def _error_response(error: EchoError) -> Response:
-    status, headers, body = error_response_parts(error)
-    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_echo_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, EchoError)
-        return _error_response(exc)
+        return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
-        return _error_response(InvalidRequest(str(exc)))
+        return error_response(InvalidRequest(str(exc)))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error = EchoError(str(exc.detail), status=exc.status_code)
         error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return _error_response(error)
+        return error_response(error)
 
     app.add_exception_handler(EchoError, on_echo_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -144,7 +140,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.echo = app_state
     app.state.started = int(time.time())
     _install_error_handlers(app)
-    session.install_log_redaction()
+    install_access_log_redaction()  # stream tokens and keys never reach the access log
     routers = (chat, models, health, ads, operations, echov2, conversations, voice, lobe, web)
     for module in (*routers, session):
         app.include_router(module.router)

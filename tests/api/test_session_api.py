@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from echo_stream.api.session import RedactAccessTokens
 from echo_stream.app import build_state, create_app
+from echo_stream.ops.logs import RedactArgs
 from echo_stream.sessions.store import MemorySessionStore
 from echo_stream.state import AppState
 from tests.conftest import make_settings
@@ -311,7 +311,7 @@ def test_access_tokens_are_redacted_from_access_logs() -> None:
         ("127.0.0.1:5", "GET", "/stream/abc?access_token=SECRET123&x=1", "1.1", 200),
         None,
     )
-    assert RedactAccessTokens().filter(record)
+    assert RedactArgs().filter(record)
     assert "SECRET123" not in record.getMessage()
     assert "access_token=[redacted]&x=1" in record.getMessage()
 

@@ -10,8 +10,8 @@ from starlette.responses import RedirectResponse, Response
 
 from echo_stream.ads.engine import AdEngine
 from echo_stream.ads.timeline import BUCKET_S, MAX_MINUTES
-from echo_stream.api.edge import bearer_token, key_matches
-from echo_stream.errors import NotFound, Unauthorized
+from echo_stream.api.edge import require_admin
+from echo_stream.errors import NotFound
 from echo_stream.ops.record import current_record
 from echo_stream.state import AppState
 
@@ -34,12 +34,8 @@ async def click(impression_id: str, request: Request) -> Response:
 
 def _admin_ads(request: Request) -> AdEngine:
     """The ad engine, once the request has shown an admin key."""
+    require_admin(request, "ad statistics")
     state: AppState = request.app.state.echo
-    admin_keys = state.admin_keys
-    if not admin_keys:
-        raise Unauthorized("Ad statistics are disabled: set ECHO_ADMIN_KEYS to enable them")
-    if not key_matches(bearer_token(request), admin_keys):
-        raise Unauthorized("An admin key is required for ad statistics")
     if state.ads is None:
         raise NotFound("Ads are off (AD_INJECTION_RATE=0)", code="ads_disabled")
     return state.ads

@@ -41,6 +41,15 @@ def require_key(request: Request, keys: tuple[str, ...]) -> str | None:
     return presented
 
 
+def require_admin(request: Request, what: str) -> None:
+    """Refuse unless the request carries an admin key (and admin keys are configured)."""
+    admin_keys: tuple[str, ...] = request.app.state.echo.admin_keys
+    if not admin_keys:
+        raise Unauthorized(f"Admin endpoints are off: set ECHO_ADMIN_KEYS to enable {what}")
+    if not key_matches(bearer_token(request), admin_keys):
+        raise Unauthorized(f"An admin key is required for {what}")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing anything over `limit` bytes before reading it all."""
     declared = request.headers.get("content-length")

@@ -30,7 +30,7 @@ from echo_stream.api.lobe import lobe_chat
 from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
 from echo_stream.errors import EchoError
 from echo_stream.ops.record import current_request_id
-from echo_stream.streaming.response import error_response_parts, send_error
+from echo_stream.streaming.response import error_response, send_error
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,7 @@ def internal_error(where: str, exc: BaseException) -> EchoError:
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> Response:
-    status, headers, body = error_response_parts(internal_error(request.url.path, exc))
-    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+    return error_response(internal_error(request.url.path, exc))
 
 
 def fast_route(path: str) -> str | None:

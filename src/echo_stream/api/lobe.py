@@ -22,7 +22,7 @@ from echo_stream.errors import EchoError
 from echo_stream.faces.lobe import LobeHTTPError, encode_lobe
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
-from echo_stream.streaming.response import EventStreamResponse, error_response_parts
+from echo_stream.streaming.response import EventStreamResponse, error_response
 
 router = APIRouter()
 
@@ -54,8 +54,7 @@ def parse_lobe_request(body: bytes) -> ChatCompletionRequest:
 
 
 def _lobe_error_response(error: EchoError) -> Response:
-    status, headers, body = error_response_parts(LobeHTTPError(error))
-    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+    return error_response(LobeHTTPError(error))
 
 
 @router.post("/api/chat", response_model=None)

@@ -12,23 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from echo_stream.api.edge import bearer_token, key_matches
-from echo_stream.errors import InvalidRequest, Unauthorized
+from echo_stream.api.edge import require_admin
+from echo_stream.errors import InvalidRequest
 from echo_stream.ops.metrics import CONTENT_TYPE
 from echo_stream.ops.runtime import Operations
 from echo_stream.state import AppState
 
 router = APIRouter()
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def require_admin(request: Request, what: str) -> None:
-    """Refuse unless the request carries an admin key (and admin keys are configured)."""
-    admin_keys: tuple[str, ...] = request.app.state.echo.admin_keys
-    if not admin_keys:
-        raise Unauthorized(f"{what} is disabled: set ECHO_ADMIN_KEYS to enable it")
-    if not key_matches(bearer_token(request), admin_keys):
-        raise Unauthorized(f"An admin key is required for {what}")
 
 
 def _ops(request: Request) -> Operations:

@@ -50,11 +50,11 @@ def run_chat(
     if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
         stages.append(ad_stage)
     events = route.provider.stream(chat, route.upstream_model)
-    timeout = state.settings.upstream_first_token_timeout
     if record is not None and state.ops is not None:
         record.provider = route.provider.name
         source = _observed(state, record, events)
-    else:
+    else:  # outside a request (the gateway's own calls, e.g. titles): only the guard
+        timeout = state.settings.upstream_first_token_timeout
         source = first_event_within(events, timeout, route.provider.name)
     return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
 

@@ -7,8 +7,6 @@ a GET with no custom headers). The answer is generated through `run_chat`, like 
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -119,25 +117,3 @@ async def stream(request: Request, session_id: str) -> Response:
         # Finished: 204 tells EventSource to stop reconnecting.
         return Response(status_code=204, headers={"referrer-policy": "no-referrer"})
     return EventStreamResponse(encode_session(entries), headers=_STREAM_HEADERS)
-
-
-class RedactAccessTokens(logging.Filter):
-    """Blanks `access_token=...` in uvicorn's access log lines: stream tokens are never logged."""
-
-    _TOKEN = re.compile(r"(access_token=)[^&\s\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the request target argument in place; never drop the record."""
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        return True
-
-
-def install_log_redaction() -> None:
-    """Attach the redaction filter to uvicorn's access logger (once)."""
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactAccessTokens) for f in access.filters):
-        access.addFilter(RedactAccessTokens())

@@ -46,6 +46,28 @@ def _replace(match: re.Match[str]) -> str:
     return prefix + REDACTED
 
 
+class RedactArgs(logging.Filter):
+    """Redacts a record's string arguments in place (uvicorn's access line: the request target
+    with its `access_token`), whatever formatter prints it later; never drops the record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redact = Redactor()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite string arguments; keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def install_access_log_redaction() -> None:
+    """Attach `RedactArgs` to uvicorn's access logger (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactArgs) for f in access.filters):
+        access.addFilter(RedactArgs())
+
+
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()

@@ -40,6 +40,12 @@ def error_response_parts(error: EchoError) -> tuple[int, list[tuple[bytes, bytes
     return error.status, headers, orjson.dumps(error.body())
 
 
+def error_response(error: EchoError) -> Response:
+    """The JSON error response for `error`, as a Starlette `Response` (for handlers)."""
+    status, headers, body = error_response_parts(error)
+    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+
+
 async def send_error(send: Send, error: EchoError) -> None:
     """Answer with the JSON error response for `error`."""
     status, headers, body = error_response_parts(error)
