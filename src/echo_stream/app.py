@@ -141,8 +141,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.started = int(time.time())
     _install_error_handlers(app)
     install_access_log_redaction()  # stream tokens and keys never reach the access log
-    routers = (chat, models, health, ads, operations, echov2, conversations, voice, lobe, web)
-    for module in (*routers, session):
+    for module in (
+        *(chat, models, health, ads, operations),  # the OpenAI API and the operator's endpoints
+        *(echov2, conversations, voice, lobe, web, session),  # the other faces
+    ):
         app.include_router(module.router)
     served: ASGIApp = ChatFastPath(app)
     if origins := settings.origins():
