@@ -36,6 +36,9 @@ class _Response:
     async def read(self, limit: int = 65536) -> bytes:
         return await self._response.content.read(limit)
 
+    def body_complete(self) -> bool:
+        return self._response.content.at_eof()
+
     async def aclose(self) -> None:
         self._response.release()
 

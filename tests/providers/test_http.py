@@ -36,6 +36,9 @@ class _Response:
     async def read(self, limit: int = 65536) -> bytes:
         return self.body[:limit]
 
+    def body_complete(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None
 

@@ -25,6 +25,7 @@ from echo_stream.ads.filter import NO_AD, splice_ads
 from echo_stream.ads.format import render_ad
 from echo_stream.ads.guard import SensitiveTopicGuard
 from echo_stream.ads.inventory import Ad, load_inventory
+from echo_stream.ads.links import BaseUrl, resolve_base_url
 from echo_stream.ads.store import (
     DEFAULT_MAX_WINDOW_S,
     PLACED,
@@ -99,7 +100,7 @@ class AdEngine:
         return cls(settings, load_inventory(settings.ads_file), store)
 
     def stage(
-        self, request: ChatCompletionRequest, client_key: str | None, base_url: str
+        self, request: ChatCompletionRequest, client_key: str | None, base_url: BaseUrl
     ) -> Stage | None:
         """The ad stage for this response, or None (its reason recorded) when it gets no ad."""
         reason = self._ineligible(request, client_key)
@@ -172,12 +173,12 @@ class AdPlan:
     end."""
 
     def __init__(
-        self, engine: AdEngine, request: ChatCompletionRequest, user: str, base_url: str
+        self, engine: AdEngine, request: ChatCompletionRequest, user: str, base_url: BaseUrl
     ) -> None:
         self._engine = engine
         self._request = request
         self._user = user
-        self._base_url = base_url.rstrip("/")
+        self._base_url = base_url
         self._task: asyncio.Task[list[Choice] | str] | None = None
         self._delivered: list[Impression] = []
 
@@ -255,7 +256,8 @@ class AdPlan:
         settings = self._engine.settings
         link = ad.url
         if settings.ad_track_clicks:
-            base = settings.public_base_url.rstrip("/") or self._base_url
+            base = settings.public_base_url or resolve_base_url(self._base_url)
+            base = base.rstrip("/")
             link = f"{base}/v1/ads/click/{impression.id}"
         return AdBlock(
             render_ad(ad, settings.ad_format, link),

@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from echo_stream.api.edge import parse_chat_request, read_body, require_key
+from echo_stream.api.edge import lazy_base_url, parse_chat_request, read_body, require_key
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
 from echo_stream.state import AppState
@@ -25,7 +25,7 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.echo
     client_key = require_key(request, state.client_keys)
     chat = parse_chat_request(await read_body(request, state.settings.max_request_bytes))
-    run = run_chat(state, chat, client_key=client_key, base_url=str(request.base_url))
+    run = run_chat(state, chat, client_key=client_key, base_url=lazy_base_url(request))
     events, headers = await record_if_asked(state, request, chat, run, client_key)
     completion_id = "chatcmpl-" + secrets.token_urlsafe(18)
     created = int(time.time())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -48,6 +49,11 @@ def require_admin(request: Request, what: str) -> None:
         raise Unauthorized(f"Admin endpoints are off: set ECHO_ADMIN_KEYS to enable {what}")
     if not key_matches(bearer_token(request), admin_keys):
         raise Unauthorized(f"An admin key is required for {what}")
+
+
+def lazy_base_url(request: Request) -> Callable[[], str]:
+    """The gateway's base URL as seen by this request, built only if called (`ads.links`)."""
+    return lambda: str(request.base_url)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

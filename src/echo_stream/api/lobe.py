@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from echo_stream.api.edge import json_object, read_body, require_key, validate
+from echo_stream.api.edge import json_object, lazy_base_url, read_body, require_key, validate
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
 from echo_stream.errors import EchoError
@@ -65,7 +65,7 @@ async def lobe_chat(request: Request) -> Response:
     try:
         client_key = require_key(request, state.client_keys)
         chat = parse_lobe_request(await read_body(request, state.settings.max_request_bytes))
-        run = run_chat(state, chat, client_key=client_key, base_url=str(request.base_url))
+        run = run_chat(state, chat, client_key=client_key, base_url=lazy_base_url(request))
         # Stored like the OpenAI endpoint's turns when the page sends X-Conversation-Id.
         events, headers = await record_if_asked(state, request, chat, run, client_key)
     except EchoError as error:

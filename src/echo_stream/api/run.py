@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from echo_stream.ads.links import BaseUrl
 from echo_stream.events import EventStream
 from echo_stream.ops.record import RequestRecord, current_record, key_id
 from echo_stream.ops.stage import Admit, observed_source
@@ -33,11 +34,12 @@ class ChatRun:
 
 
 def run_chat(
-    state: AppState, chat: ChatCompletionRequest, *, client_key: str | None, base_url: str
+    state: AppState, chat: ChatCompletionRequest, *, client_key: str | None, base_url: BaseUrl
 ) -> ChatRun:
     """Start `chat` through the pipeline; raises `ModelNotFound` for a name that routes nowhere.
 
-    Nothing is sent upstream until the first event is awaited.
+    Nothing is sent upstream until the first event is awaited. `base_url` (the gateway's own,
+    for ad click links) may be a function, called only if an ad link needs it.
     """
     record = current_record()
     if record is not None:

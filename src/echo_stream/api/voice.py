@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from echo_stream.api.edge import json_object, read_body, require_key, validate
+from echo_stream.api.edge import json_object, lazy_base_url, read_body, require_key, validate
 from echo_stream.api.run import run_chat
 from echo_stream.errors import EchoError, InvalidRequest, ModelNotFound
 from echo_stream.faces.voice import VoiceError, VoiceOptions, encode_voice
@@ -175,7 +175,7 @@ async def voice_stream(request: Request) -> Response:
     model = model_name(state.router, provider, body.llmModel)
     options = voice_options(speech, body, state, started)
     run = run_chat(
-        state, chat_request(body, model), client_key=client_key, base_url=str(request.base_url)
+        state, chat_request(body, model), client_key=client_key, base_url=lazy_base_url(request)
     )
     return EventStreamResponse(encode_voice(run.events, options))
 

@@ -10,8 +10,7 @@ names the provider.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from echo_stream.errors import (
 from echo_stream.events import FLUSH, AnswerEvent, EventStream
 from echo_stream.ops.record import note_retry
 from echo_stream.protocol import ChatCompletionRequest
+from echo_stream.providers.payloads import PayloadDecoder, malformed
 from echo_stream.providers.transport import retry
 from echo_stream.providers.transport.base import Limits, UpstreamClient, UpstreamResponse
 from echo_stream.providers.transport.errors import (
@@ -37,7 +37,6 @@ from echo_stream.providers.transport.errors import (
 )
 from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.providers.transport.httpx_client import HttpxClient
-from echo_stream.streaming.sse import SSEDecoder, SSEEvent, SSELimitExceeded
 
 _ERROR_BODY_LIMIT = 64 * 1024
 MALFORMED_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
@@ -159,35 +158,6 @@ def error_message(raw: bytes) -> str:
     return raw[:300].decode("utf-8", "replace").strip()
 
 
-SSE_FLUSH: SSEEvent = (None, b"")
-"""Yielded by `sse_events` after the events of each read; adapters pass it on as `FLUSH`."""
-
-
-async def sse_events(
-    provider: str, response: UpstreamResponse, limits: Limits | None = None
-) -> AsyncGenerator[SSEEvent, None]:
-    """Decode the response body as SSE, translating transport failures mid-stream."""
-    limits = limits or Limits()
-    decoder = SSEDecoder(limits.max_event_bytes)
-    try:
-        if not _is_event_stream(response):
-            await _not_a_stream(provider, response, limits)
-        async for chunk in response.aiter_bytes():
-            if events := decoder.feed(chunk):
-                for event in events:
-                    yield event
-                yield SSE_FLUSH
-        events = decoder.flush()
-    except SSELimitExceeded as exc:
-        raise to_echo_error(provider, LimitExceeded(str(exc))) from exc
-    except TransportError as exc:
-        raise to_echo_error(provider, exc, mid_stream=True) from exc
-    finally:
-        await response.aclose()
-    for event in events:
-        yield event
-
-
 def _is_event_stream(response: UpstreamResponse) -> bool:
     kind = response.headers.get("content-type", "text/event-stream")
     return not kind.lower().startswith("application/json")
@@ -203,57 +173,15 @@ async def _not_a_stream(provider: str, response: UpstreamResponse, limits: Limit
     )
 
 
-async def finish_body(events: AsyncGenerator[SSEEvent, None], seconds: float = 1.0) -> None:
+async def _finish_body(body: AsyncIterator[bytes], seconds: float = 1.0) -> None:
     """Read what is left of a stream whose end marker arrived (normally just the chunked
     terminator), so its connection goes back to the pool instead of being dropped."""
     try:
         async with asyncio.timeout(seconds):
-            async for _ in events:
+            async for _ in body:
                 pass
-    except (TimeoutError, EchoError):
+    except (TimeoutError, TransportError):
         pass
-
-
-async def json_events(
-    provider: str,
-    response: UpstreamResponse,
-    is_last: Callable[[Any], bool] | None = None,
-    limits: Limits | None = None,
-) -> AsyncGenerator[Any, None]:
-    """The stream's SSE payloads parsed as JSON, with `FLUSH` after each upstream read.
-
-    Ends at `data: [DONE]` or after the payload `is_last` recognises, reading the rest of the
-    body first so the connection is reused; the consumer must keep iterating to let it.
-    """
-    async with aclosing(sse_events(provider, response, limits)) as events:
-        async for item in events:
-            if item is SSE_FLUSH:
-                yield FLUSH
-                continue
-            if item[1] == b"[DONE]":
-                await finish_body(events)
-                return
-            payload = parse_json(provider, item[1])
-            yield payload
-            if is_last is not None and is_last(payload):
-                await finish_body(events)
-                return
-
-
-def parse_json(provider: str, data: bytes) -> Any:
-    """Parse one event's JSON payload; a malformed one is an upstream failure."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise malformed(provider, data) from exc
-
-
-def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
-    """The 502 for an upstream payload of the wrong shape."""
-    shown = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    return BrokenStream(
-        f"{provider} sent a malformed event: {shown[:200]!r}", code="upstream_malformed"
-    )
 
 
 def truncated(provider: str) -> UpstreamUnavailable:
@@ -302,38 +230,69 @@ class HttpProvider:
     (None: nothing to call per payload)."""
 
     async def stream(self, request: ChatCompletionRequest, upstream_model: str) -> EventStream:
-        """Send the request and yield its answer as events."""
+        """Send the request and yield its answer as events, with `FLUSH` after each read's.
+
+        One loop from body bytes to events (`PayloadDecoder` decodes a whole read at once):
+        this runs once per upstream read, so it is kept free of generator layers.
+        """
         url, body = self.prepare(request, upstream_model)
+        provider = self.name
+        limits = self._options.limits
         response = await open_stream(
             self._client,
-            self.name,
+            provider,
             url,
             body=body,
             headers=self._headers,
             max_retries=self._options.max_retries,
         )
         reader = self.reader()
-        feed, flush = reader.feed, FLUSH  # locals: this loop runs once per upstream event
-        payloads = json_events(self.name, response, self.is_last, self._options.limits)
-        async with aclosing(payloads):
-            async for payload in payloads:
-                if payload is flush:
-                    yield flush
+        feed, flush = reader.feed, FLUSH  # locals: the loop runs once per upstream read
+        decoder = PayloadDecoder(provider, limits.max_event_bytes, self.is_last)
+        try:
+            if not _is_event_stream(response):
+                await _not_a_stream(provider, response, limits)
+            chunks = response.aiter_bytes()
+            async for chunk in chunks:
+                payloads = decoder.feed(chunk)
+                if not payloads:
+                    if decoder.ended:
+                        break
                     continue
-                try:
-                    events = feed(payload)
-                except EchoError:
-                    raise
-                except MALFORMED_ERRORS as exc:
-                    raise malformed(self.name, payload) from exc
-                for event in events:
-                    yield event
+                for payload in payloads:
+                    try:
+                        events = feed(payload)
+                    except EchoError:
+                        raise
+                    except MALFORMED_ERRORS as exc:
+                        raise malformed(provider, payload) from exc
+                    for event in events:
+                        yield event
+                if decoder.ended:
+                    break
+                yield flush
+            else:
+                for payload in decoder.flush():
+                    try:
+                        events = feed(payload)
+                    except EchoError:
+                        raise
+                    except MALFORMED_ERRORS as exc:
+                        raise malformed(provider, payload) from exc
+                    for event in events:
+                        yield event
+            if decoder.ended and not response.body_complete():
+                await _finish_body(chunks)
+        except TransportError as exc:
+            raise to_echo_error(provider, exc, mid_stream=True) from exc
+        finally:
+            await response.aclose()
         try:
             events = reader.finish()
         except EchoError:
             raise
         except MALFORMED_ERRORS as exc:
-            raise malformed(self.name, "the stream's last state") from exc
+            raise malformed(provider, "the stream's last state") from exc
         for event in events:
             yield event
 

@@ -57,26 +57,40 @@ def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def _until_disconnect(receive: Receive) -> None:
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> bool:
+    """Wait for the client to leave, then cancel `task`; True once it did so."""
     while (await receive())["type"] != "http.disconnect":
         pass
+    task.cancel()
+    return True
 
 
 async def run_until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
-    """Run `work`, cancelling it if the client disconnects first; True if it ran to the end."""
-    worker = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnect(receive))
+    """Run `work`, cancelling it if the client disconnects first; True if it ran to the end.
+
+    `work` runs in the caller's own task, watched by one small task on `receive()`: a task
+    of its own plus `asyncio.wait` would cost more than most of a short request.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
     try:
-        await asyncio.wait((worker, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (worker, watcher):
-            task.cancel()
-        await asyncio.gather(worker, watcher, return_exceptions=True)
-    if worker.cancelled():
+        await work
+    except asyncio.CancelledError:
+        if not _cancelled_by(watcher):
+            raise  # cancelled from outside (shutdown), not by the client leaving
+        task.uncancel()
         return False
-    if (exc := worker.exception()) is not None:
-        raise exc
+    finally:
+        watcher.cancel()
+    if _cancelled_by(watcher):  # the client left as `work` ended, and `work` swallowed it
+        task.uncancel()
+        return False
     return True
+
+
+def _cancelled_by(watcher: asyncio.Task[bool]) -> bool:
+    return watcher.done() and not watcher.cancelled() and watcher.exception() is None
 
 
 class EventStreamResponse(Response):

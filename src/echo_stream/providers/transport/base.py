@@ -30,6 +30,10 @@ class UpstreamResponse(Protocol):
 
     async def read(self, limit: int = 65536) -> bytes: ...
 
+    def body_complete(self) -> bool:
+        """Whether the whole body has arrived (so nothing is left to read before pooling)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

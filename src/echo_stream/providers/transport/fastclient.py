@@ -79,6 +79,11 @@ class UpstreamResponse:
                 break
         return b"".join(parts)[:limit]
 
+    def body_complete(self) -> bool:
+        """Whether the whole body has arrived (the last chunk may still be unread)."""
+        conn = self._conn
+        return self._body_done if conn is None else conn.complete
+
     async def aclose(self) -> None:
         """Pool the connection if the body ended with keep-alive; otherwise close it now."""
         self._close()

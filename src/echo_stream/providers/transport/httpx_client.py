@@ -43,6 +43,9 @@ class _HttpxResponse:
                 break
         return body[:limit]
 
+    def body_complete(self) -> bool:
+        return self._response.is_stream_consumed
+
     async def aclose(self) -> None:
         await self._response.aclose()
 

@@ -1,0 +1,85 @@
+"""An upstream SSE body's bytes -> its JSON payloads, read by read, synchronously.
+
+`HttpProvider.stream` reads the body and hands each read to `PayloadDecoder.feed`, so a whole
+upstream read is decoded in one call instead of passing event by event through a generator per
+step. The stream ends at `data: [DONE]` or at the payload the adapter's `is_last` recognises
+(`ended` turns true; what follows in that read is ignored). A line or event over the limit and a
+payload that is not JSON are `EchoError`s naming the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from echo_stream.errors import BrokenStream, UpstreamUnavailable
+from echo_stream.providers.transport.errors import LimitExceeded, to_echo_error
+from echo_stream.streaming.sse import SSEDecoder, SSEEvent, SSELimitExceeded
+
+_DONE = b"[DONE]"
+
+
+def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
+    """The 502 for an upstream payload of the wrong shape."""
+    shown = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return BrokenStream(
+        f"{provider} sent a malformed event: {shown[:200]!r}", code="upstream_malformed"
+    )
+
+
+def parse_json(provider: str, data: bytes) -> Any:
+    """Parse one event's JSON payload; a malformed one is an upstream failure."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise malformed(provider, data) from exc
+
+
+class PayloadDecoder:
+    """Feed it body reads; it returns the JSON payloads each read completes."""
+
+    __slots__ = ("_decoder", "_is_last", "_provider", "ended")
+
+    def __init__(
+        self, provider: str, max_event_bytes: int, is_last: Callable[[Any], bool] | None
+    ) -> None:
+        self._provider = provider
+        self._decoder = SSEDecoder(max_event_bytes)
+        self._is_last = is_last
+        self.ended = False
+        """True once the stream's end marker arrived."""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """The payloads `chunk` completes, up to the end marker."""
+        try:
+            events = self._decoder.feed(chunk)
+        except SSELimitExceeded as exc:
+            raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
+        return self._payloads(events) if events else []
+
+    def flush(self) -> list[Any]:
+        """At the end of the body: the payload of a last event with no blank line after it."""
+        try:
+            events = self._decoder.flush()
+        except SSELimitExceeded as exc:
+            raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
+        return self._payloads(events)
+
+    def _payloads(self, events: list[SSEEvent]) -> list[Any]:
+        payloads = []
+        is_last, provider = self._is_last, self._provider
+        for _, data in events:
+            if data == _DONE:
+                self.ended = True
+                break
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise malformed(provider, data) from exc
+            payloads.append(payload)
+            if is_last is not None and is_last(payload):
+                self.ended = True
+                break
+        return payloads
