@@ -71,6 +71,7 @@ def make_settings(**overrides: Any) -> Settings:
         "mock_delay_ms": 0,
         "ad_injection_rate": 0.0,
         "upstream_max_retries": 0,
+        "gc_tuning": False,  # a process-wide setting: tests/ops/test_gc_tuning.py checks it
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -36,6 +36,7 @@ from echo_stream.api.observe import RequestObserver
 from echo_stream.config_file import ConfigError, load_config
 from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
+from echo_stream.ops.gc_tuning import tune_collector
 from echo_stream.ops.keys import read_sections
 from echo_stream.ops.logs import install_access_log_redaction
 from echo_stream.ops.runtime import build_operations
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             stack.push_async_callback(app_state.sessions.aclose)
             if all(name != "database" for name, _ in ops.readiness):
                 ops.readiness.append(("database", _database_ping(app_state)))
+            if settings.gc_tuning:
+                tune_collector()
             yield
 
     app = FastAPI(title="Echo Stream", version=__version__, lifespan=lifespan)

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_open: bool = False
     shutdown_grace_seconds: float = Field(30.0, ge=0, le=3600)
+    gc_tuning: bool = True
+    """Freeze the start-up heap and space out young GC collections (`ops.gc_tuning`)."""
 
     def client_keys(self) -> tuple[str, ...]:
         """Keys a client may present; empty means the API is open."""

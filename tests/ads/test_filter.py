@@ -35,7 +35,9 @@ class Source:
         if not self.is_ready or not self.blocks:
             return None
         self.blocks -= 1
-        return AdBlock(AD, ad_id="test", advertiser="Test", title="T", body="body", url="https://ad.example")
+        return AdBlock(
+            AD, ad_id="test", advertiser="Test", title="T", body="body", url="https://ad.example"
+        )
 
     async def wait(self) -> AdBlock | None:
         self.is_ready = True
@@ -150,9 +152,7 @@ def test_max_ads_are_spaced_by_min_length() -> None:
     while AD in rest:
         positions.append(len(rest[: rest.index(AD)]))
         rest = rest.replace(AD, "", 1)
-    assert positions[0] >= 100 and all(
-        b - a >= 100 for a, b in itertools.pairwise(positions)
-    )
+    assert positions[0] >= 100 and all(b - a >= 100 for a, b in itertools.pairwise(positions))
     assert rest == text
 
 
@@ -240,8 +240,14 @@ def test_the_ad_is_an_ad_block_event_carrying_its_fields() -> None:
     events = run(["Short first sentence. ", "Second one here."], Source(), min_chars=10)
     blocks = [e for e in events if isinstance(e, AdBlock)]
     assert len(blocks) == 1
-    assert (blocks[0].ad_id, blocks[0].advertiser, blocks[0].url) == ("test", "Test", "https://ad.example")
-    plain = "".join(e.text for e in events if isinstance(e, TextDelta) and not isinstance(e, AdBlock))
+    assert (blocks[0].ad_id, blocks[0].advertiser, blocks[0].url) == (
+        "test",
+        "Test",
+        "https://ad.example",
+    )
+    plain = "".join(
+        e.text for e in events if isinstance(e, TextDelta) and not isinstance(e, AdBlock)
+    )
     assert plain == "Short first sentence. Second one here."
 
 

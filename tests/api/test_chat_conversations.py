@@ -20,7 +20,8 @@ def _client(base_url: str, key: str = "unused") -> openai.OpenAI:
 
 
 def test_header_opt_in_stores_and_continues_a_conversation(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     upstream = SocketUpstream(text_reply(openai_stream, PIECES))
     base = server(make_app(upstream, database_url=database_url))
@@ -35,7 +36,9 @@ def test_header_opt_in_stores_and_continues_a_conversation(
     history = [{"role": "user", "content": "Remember me"}, {"role": "assistant", "content": TEXT},
                {"role": "user", "content": "Again"}]  # fmt: skip
     second = client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=history, extra_headers={"X-Conversation-Id": cid}  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=history,
+        extra_headers={"X-Conversation-Id": cid},  # type: ignore[arg-type]
     )
     assert second.headers["x-conversation-id"] == cid
     assert second.parse().choices[0].message.content == TEXT

@@ -24,16 +24,31 @@ def _ask(base: str, prompt: str, headers: dict[str, str], **extra: Any) -> dict[
 
 
 def test_list_read_rename_delete_follow_the_contract(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     base = server(make_app(database_url=database_url, echo_api_keys=KEYS))
-    ids = [_ask(base, f"Question number {n} about streaming", ALICE)["conversation_id"] for n in range(3)]
+    ids = [
+        _ask(base, f"Question number {n} about streaming", ALICE)["conversation_id"]
+        for n in range(3)
+    ]
     page = httpx.get(base + "/v1/conversations?limit=2", headers=ALICE, timeout=30).json()
     assert page["object"] == "list" and page["has_more"] is True and page["next_cursor"]
     assert [c["id"] for c in page["data"]] == ids[::-1][:2]
     conversation = page["data"][0]
-    assert set(conversation) == {"id", "object", "title", "model", "created_at", "updated_at", "metadata"}
-    assert conversation["object"] == "conversation" and conversation["title"] == "Question number 2 about streaming"
+    assert set(conversation) == {
+        "id",
+        "object",
+        "title",
+        "model",
+        "created_at",
+        "updated_at",
+        "metadata",
+    }
+    assert (
+        conversation["object"] == "conversation"
+        and conversation["title"] == "Question number 2 about streaming"
+    )
     assert isinstance(conversation["created_at"], int) and conversation["metadata"] == {}
     rest = httpx.get(base + "/v1/conversations", params={"limit": 2, "cursor": page["next_cursor"]},
                      headers=ALICE, timeout=30).json()  # fmt: skip
@@ -56,11 +71,15 @@ def test_list_read_rename_delete_follow_the_contract(
     assert deleted.status_code == 204 and deleted.content == b""
     gone = httpx.get(f"{base}/v1/conversations/{ids[0]}", headers=ALICE, timeout=30)
     assert gone.status_code == 404
-    assert httpx.delete(f"{base}/v1/conversations/{ids[0]}", headers=ALICE, timeout=30).status_code == 404
+    assert (
+        httpx.delete(f"{base}/v1/conversations/{ids[0]}", headers=ALICE, timeout=30).status_code
+        == 404
+    )
 
 
 def test_another_caller_can_neither_read_continue_rename_nor_delete(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     base = server(make_app(database_url=database_url, echo_api_keys=KEYS))
     cid = _ask(base, "Alice's secret plans", ALICE)["conversation_id"]
@@ -83,7 +102,8 @@ def test_another_caller_can_neither_read_continue_rename_nor_delete(
 
 
 def test_the_user_field_separates_people_within_one_key_only(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     base = server(make_app(database_url=database_url, echo_api_keys=KEYS))
     cid = _ask(base, "from carol", ALICE, user="carol")["conversation_id"]
@@ -129,12 +149,16 @@ def test_openapi_describes_the_conversations_api(server: Callable[..., str]) -> 
     assert "title" in patch["requestBody"]["content"]["application/json"]["schema"]["properties"]
 
 
-def test_cross_origin_front_ends_may_rename_delete_and_read_the_id(server: Callable[..., str]) -> None:
+def test_cross_origin_front_ends_may_rename_delete_and_read_the_id(
+    server: Callable[..., str],
+) -> None:
     base = server(make_app(allowed_origins="https://chat.example"))
     origin = {"Origin": "https://chat.example"}
     preflight = httpx.options(base + "/v1/conversations/conv_x", timeout=30, headers={
         **origin, "Access-Control-Request-Method": "DELETE"})  # fmt: skip
     assert preflight.status_code == 200
     assert "DELETE" in preflight.headers["access-control-allow-methods"]
-    answer = httpx.post(base + "/chat", json={"prompt": "hi", "stream": False}, headers=origin, timeout=30)
+    answer = httpx.post(
+        base + "/chat", json={"prompt": "hi", "stream": False}, headers=origin, timeout=30
+    )
     assert "x-conversation-id" in answer.headers["access-control-expose-headers"].lower()

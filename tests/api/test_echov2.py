@@ -23,8 +23,12 @@ def sse_events(body: str) -> list[dict[str, Any]]:
     return [json.loads(block[len("data: ") :]) for block in body.split("\n\n") if block.strip()]
 
 
-def stream_chat(base: str, payload: dict[str, Any], **kw: Any) -> tuple[httpx.Response, list[dict[str, Any]]]:
-    with httpx.stream("POST", base + "/chat", json={"stream": True, **payload}, timeout=60, **kw) as r:
+def stream_chat(
+    base: str, payload: dict[str, Any], **kw: Any
+) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    with httpx.stream(
+        "POST", base + "/chat", json={"stream": True, **payload}, timeout=60, **kw
+    ) as r:
         body = r.read().decode()
     return r, sse_events(body) if r.status_code == 200 else [json.loads(body)]
 
@@ -46,7 +50,8 @@ def wait_for_status(base: str, conversation_id: str, status: str) -> dict[str, A
 
 
 def test_streamed_chat_is_echov2_sse_and_is_stored(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     upstream = SocketUpstream(text_reply(openai_stream, PIECES, seed=3))
     base = server(make_app(upstream, database_url=database_url))
@@ -66,17 +71,24 @@ def test_streamed_chat_is_echov2_sse_and_is_stored(
     user, answer = conversation["messages"]
     assert (user["role"], user["content"]) == ("user", "Say hello to the café")
     assert answer["id"] == done["message_id"]
-    assert (answer["status"], answer["content"], answer["finish_reason"]) == ("complete", TEXT, "stop")
+    assert (answer["status"], answer["content"], answer["finish_reason"]) == (
+        "complete",
+        TEXT,
+        "stop",
+    )
     assert (answer["provider"], answer["model"]) == ("openai", "gpt-4o")
     assert (answer["input_tokens"], answer["output_tokens"]) == (11, len(PIECES))
 
 
 def test_non_streamed_chat_and_continuing_with_stored_history(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     upstream = SocketUpstream(text_reply(openai_stream, PIECES))
     base = server(make_app(upstream, database_url=database_url))
-    first = httpx.post(base + "/chat", json={"prompt": "first", "model": "gpt-4o", "stream": False}, timeout=30)
+    first = httpx.post(
+        base + "/chat", json={"prompt": "first", "model": "gpt-4o", "stream": False}, timeout=30
+    )
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["response"] == TEXT and body["usage"]["output_tokens"] == len(PIECES)
@@ -98,7 +110,8 @@ def test_non_streamed_chat_and_continuing_with_stored_history(
 
 
 def test_chat_conversation_takes_messages_or_a_stored_id(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     upstream = SocketUpstream(text_reply(openai_stream, PIECES))
     base = server(make_app(upstream, database_url=database_url))
@@ -158,7 +171,8 @@ def test_tabs_and_newlines_are_fine_and_a_matching_provider_is_accepted(
 
 
 def test_idempotency_key_attaches_a_retry_to_the_same_answer(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     upstream = SocketUpstream(text_reply(openai_stream, PIECES))
     base = server(make_app(upstream, database_url=database_url))
@@ -222,13 +236,16 @@ def test_without_fallback_the_failure_is_reported(server: Callable[..., str]) ->
 
 
 def test_client_disconnect_marks_the_answer_aborted(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     events = openai_stream([f" w{n}" for n in range(50)]).split(b"\n\n")
     reply = Reply(pieces=[event + b"\n\n" for event in events if event], delay=0.2)
     upstream = SocketUpstream(reply)
     base = server(make_app(upstream, database_url=database_url))
-    with httpx.stream("POST", base + "/chat", json={"prompt": "hi", "model": "gpt-4o"}, timeout=30) as r:
+    with httpx.stream(
+        "POST", base + "/chat", json={"prompt": "hi", "model": "gpt-4o"}, timeout=30
+    ) as r:
         cid = r.headers["x-conversation-id"]
         for line in r.iter_lines():
             if '"content"' in line:
@@ -239,7 +256,8 @@ def test_client_disconnect_marks_the_answer_aborted(
 
 
 def test_the_ad_is_stored_beside_the_models_exact_text(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     base = server(make_app(database_url=database_url, ad_injection_rate=1.0, min_response_length=0,
                            ad_seed=1))  # fmt: skip

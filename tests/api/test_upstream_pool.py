@@ -22,7 +22,9 @@ class KeepAliveUpstream:
         self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._main(),), daemon=True
+        )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -30,12 +32,20 @@ class KeepAliveUpstream:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
-                    int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
                 )
                 await reader.readexactly(length)
                 path = head.split(b" ")[1]
-                body = anthropic_stream(["Hi", " there"]) if path.endswith(b"/messages") else openai_stream(["Hi", " there"])
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                body = (
+                    anthropic_stream(["Hi", " there"])
+                    if path.endswith(b"/messages")
+                    else openai_stream(["Hi", " there"])
+                )
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
                 for event in body.split(b"\n\n"):
                     piece = event + b"\n\n"
                     writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
@@ -66,14 +76,20 @@ def upstream() -> Iterator[KeepAliveUpstream]:
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4"])
-def test_sequential_streams_reuse_one_upstream_connection(upstream: KeepAliveUpstream, model: str) -> None:
+def test_sequential_streams_reuse_one_upstream_connection(
+    upstream: KeepAliveUpstream, model: str
+) -> None:
     base = f"http://127.0.0.1:{upstream.port}"
     app = make_app(openai_base_url=base + "/v1", anthropic_base_url=base)
     with serve(app) as live:
         client = openai.OpenAI(base_url=live.url + "/v1", api_key="x", max_retries=0)
         for _ in range(5):
             chunks = list(
-                client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], stream=True)
+                client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": "x"}], stream=True
+                )
             )
-            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
+            assert (
+                "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi there"
+            )
     assert upstream.connections == 1

@@ -29,7 +29,8 @@ async def _seed(url: str, updated_at: float) -> str:
 
 
 def test_retention_deletes_old_conversations_at_start_up(
-    server: Callable[..., str], database_url: str  # noqa: F811
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
 ) -> None:
     import time
 

@@ -80,7 +80,9 @@ async def test_a_fresh_database_is_migrated_from_nothing(tmp_path: object) -> No
     try:
         await migrate(engine)
         async with engine.connect() as conn:
-            version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+            version = (
+                await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+            ).scalar()
         assert version == "0001"
     finally:
         await engine.dispose()

@@ -57,7 +57,11 @@ async def test_complete_answer_is_stored_with_tokens_and_timings(
     seen = [e async for e in record(repository, turn, _events(items), provider="mock")]
     assert seen == items  # passed through unchanged
     answer = await _answer(repository, turn)
-    assert (answer.status, answer.content, answer.finish_reason) == ("complete", "Hello world", "stop")
+    assert (answer.status, answer.content, answer.finish_reason) == (
+        "complete",
+        "Hello world",
+        "stop",
+    )
     assert (answer.input_tokens, answer.output_tokens, answer.provider) == (7, 2, "mock")
     assert answer.ttft_ms is not None and answer.duration_ms is not None
     assert answer.duration_ms >= answer.ttft_ms >= 0
@@ -148,7 +152,9 @@ async def test_failure_before_first_chunk_still_stores_the_question(
 ) -> None:
     turn = await _turn(repository)
     with pytest.raises(UpstreamUnavailable):
-        async for _ in record(repository, turn, _events([], UpstreamUnavailable("down")), provider="m"):
+        async for _ in record(
+            repository, turn, _events([], UpstreamUnavailable("down")), provider="m"
+        ):
             pass
     messages = await repository.messages(turn.conversation_id)
     assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "error")]
@@ -156,7 +162,9 @@ async def test_failure_before_first_chunk_still_stores_the_question(
 
 async def test_client_leaving_marks_the_answer_aborted(repository: ConversationRepository) -> None:
     turn = await _turn(repository)
-    stream = record(repository, turn, _events([TextDelta("so far"), TextDelta(" more")]), provider="m")
+    stream = record(
+        repository, turn, _events([TextDelta("so far"), TextDelta(" more")]), provider="m"
+    )
     assert await anext(stream) == TextDelta("so far")
     await stream.aclose()  # what the response does when the client disconnects
     answer = await _answer(repository, turn)

@@ -60,7 +60,11 @@ async def test_a_turn_is_a_user_message_and_a_streaming_answer(
     outcome = Outcome("complete", "Hello world", "stop", 11, 2, None, 12.5, 40.0, ad)
     await repository.finish(turn.conversation_id, turn.message_id, outcome, 1001.0)
     answer = (await repository.messages(turn.conversation_id))[1]
-    assert (answer.status, answer.content, answer.finish_reason) == ("complete", "Hello world", "stop")
+    assert (answer.status, answer.content, answer.finish_reason) == (
+        "complete",
+        "Hello world",
+        "stop",
+    )
     assert (answer.input_tokens, answer.output_tokens, answer.ttft_ms) == (11, 2, 12.5)
     assert answer.ad == ad
     conversation = await repository.get(ALICE, turn.conversation_id)
@@ -153,7 +157,9 @@ async def test_history_skips_unfinished_answers(repository: ConversationReposito
     turn = await _turn(repository, ALICE, prompt="q1")
     await repository.finish(turn.conversation_id, turn.message_id, Outcome("error", ""), 1.0)
     second = await _turn(repository, ALICE, conversation_id=turn.conversation_id, prompt="q2")
-    await repository.finish(second.conversation_id, second.message_id, Outcome("complete", "a2"), 2.0)
+    await repository.finish(
+        second.conversation_id, second.message_id, Outcome("complete", "a2"), 2.0
+    )
     assert history_messages(await repository.messages(turn.conversation_id)) == [
         {"role": "user", "content": "q1"},
         {"role": "user", "content": "q2"},

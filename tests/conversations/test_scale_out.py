@@ -30,7 +30,9 @@ def gateways(database: str, tmp: str, count: int) -> Iterator[list[str]]:
             env.update(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=database,
                        ECHO_API_KEYS="scale-key", MOCK_DELAY_MS="0", AD_INJECTION_RATE="0",
                        DATA_DIR=tmp, LOG_LEVEL="warning")  # fmt: skip
-            processes.append(subprocess.Popen([sys.executable, "-m", "echo_stream"], env=env, cwd=tmp))
+            processes.append(
+                subprocess.Popen([sys.executable, "-m", "echo_stream"], env=env, cwd=tmp)
+            )
             bases.append(f"http://127.0.0.1:{port}")
         for process, base in zip(processes, bases, strict=True):
             _wait_ready(process, base)
@@ -69,8 +71,13 @@ def test_two_gateways_share_one_conversation(tmp_path: object) -> None:
                                headers=KEY, timeout=60)  # fmt: skip
             assert first.status_code == 200, first.text
             cid = first.json()["conversation_id"]
-            with httpx.stream("POST", two + "/chat", headers=KEY, timeout=60,
-                              json={"prompt": "Continued on two", "conversation_id": cid}) as r:
+            with httpx.stream(
+                "POST",
+                two + "/chat",
+                headers=KEY,
+                timeout=60,
+                json={"prompt": "Continued on two", "conversation_id": cid},
+            ) as r:
                 body = r.read().decode()  # fmt: skip
             assert r.status_code == 200 and '"type":"done"' in body
             for base in (one, two):
@@ -80,7 +87,13 @@ def test_two_gateways_share_one_conversation(tmp_path: object) -> None:
                     ("user", "complete"), ("assistant", "complete"),
                 ]  # fmt: skip
                 assert stored["messages"][2]["content"] == "Continued on two"
-            assert httpx.delete(f"{two}/v1/conversations/{cid}", headers=KEY, timeout=30).status_code == 204
-            assert httpx.get(f"{one}/v1/conversations/{cid}", headers=KEY, timeout=30).status_code == 404
+            assert (
+                httpx.delete(f"{two}/v1/conversations/{cid}", headers=KEY, timeout=30).status_code
+                == 204
+            )
+            assert (
+                httpx.get(f"{one}/v1/conversations/{cid}", headers=KEY, timeout=30).status_code
+                == 404
+            )
     finally:
         drop_pg_database(database)

@@ -49,7 +49,10 @@ async def test_one_content_event_per_delta_then_done() -> None:
 async def test_failure_after_first_byte_is_an_error_event() -> None:
     stream = _stream([TextDelta("part"), FLUSH], UpstreamUnavailable("reset by peer"))
     events = _events(b"".join([w async for w in encode_echov2(stream, IDS)]))
-    assert events == [{"chunk": "part", "type": "content"}, {"type": "error", "message": "reset by peer"}]
+    assert events == [
+        {"chunk": "part", "type": "content"},
+        {"type": "error", "message": "reset by peer"},
+    ]
 
 
 async def test_failure_before_first_byte_propagates() -> None:
@@ -59,7 +62,9 @@ async def test_failure_before_first_byte_propagates() -> None:
 
 
 async def test_a_stream_without_finish_ends_in_error() -> None:
-    events = _events(b"".join([w async for w in encode_echov2(_stream([TextDelta("x"), FLUSH]), IDS)]))
+    events = _events(
+        b"".join([w async for w in encode_echov2(_stream([TextDelta("x"), FLUSH]), IDS)])
+    )
     assert events[-1]["type"] == "error"
 
 
