@@ -102,10 +102,22 @@ class Router:
         self._listed = listed
         self._cards = {card.id: card for card in listed}
         self._prefix = prefix_providers
+        self._resolved: dict[str, Route] = {}
 
     def resolve(self, name: str) -> Route:
         """The route for `name`; `InvalidRequest` for a name outside `MODEL_NAME`, or
         `ModelNotFound` saying what to do about it."""
+        route = self._resolved.get(name)
+        if route is not None:
+            return route
+        route = self._resolve(name)
+        # Names come from clients: a bounded memo of the ones that routed, emptied when full.
+        if len(self._resolved) >= _RESOLVED_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[name] = route
+        return route
+
+    def _resolve(self, name: str) -> Route:
         check_model_name(name)
         route = self._exact.get(name)
         if route is not None:
@@ -136,6 +148,9 @@ class Router:
         """Close every adapter's connection pool."""
         for provider in self._providers:
             await provider.aclose()
+
+
+_RESOLVED_CACHE_SIZE = 1024
 
 
 def _kind_of(name: str) -> tuple[str | None, str]:

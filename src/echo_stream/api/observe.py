@@ -57,6 +57,8 @@ class RequestObserver:
         self.app = app
         self.ops = ops
         self.log = logging.getLogger(ACCESS_LOGGER)
+        self._day = (0, "")
+        """The UTC day number and its `YYYY-MM-DD`, formatted once a day rather than per request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,13 +108,20 @@ class RequestObserver:
         """Usage per key, model and day, and the answer's tokens against its limits."""
         tokens_in, tokens_out = record.input_tokens or 0, record.output_tokens or 0
         try:
-            day = time.strftime("%Y-%m-%d", time.gmtime())
+            day = self._today()
             key = record.key_id or "anonymous"
             await self.ops.usage.record(day, key, record.model or "", tokens_in, tokens_out)
             if self.ops.limiter is not None:
                 await self.ops.limiter.spend(record.key_id, record.user, tokens_in + tokens_out)
         except Exception:
             log.exception("recording usage failed")
+
+    def _today(self) -> str:
+        now = time.time()
+        number = int(now // 86400)
+        if self._day[0] != number:
+            self._day = (number, time.strftime("%Y-%m-%d", time.gmtime(now)))
+        return self._day[1]
 
     async def aclose(self) -> None:
         """Hand the last batched counts to the metrics."""

@@ -10,6 +10,7 @@ imports only the standard library so every layer may use it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -25,6 +26,7 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
+@functools.lru_cache(maxsize=256)
 def key_id(key: str) -> str:
     """The id logs, metrics and usage show for a client key: a short hash, never the key."""
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
