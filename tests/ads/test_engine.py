@@ -83,12 +83,12 @@ async def answer(eng: AdEngine, req: ChatCompletionRequest, key: str | None = No
         build_pipeline(events, [stage] if stage else []), completion_id="c", created=1, model="m"
     )
     await asyncio.sleep(0)  # let bookkeeping tasks run
-    await asyncio.gather(*eng._tasks)
+    await eng.settled()
     return str(body["choices"][0]["message"]["content"])
 
 
 async def decisions(eng: AdEngine) -> dict[str, int]:
-    await asyncio.gather(*eng._tasks)
+    await eng.settled()
     return (await eng.store.stats()).decisions
 
 
@@ -120,7 +120,7 @@ def test_seed_makes_decisions_reproducible() -> None:
         for _ in range(2):
             eng = engine(ad_injection_rate=0.5, ad_seed=7)
             runs.append([eng.stage(request(), None, "http://gw") is not None for _ in range(200)])
-            await asyncio.gather(*eng._tasks)
+            await eng.settled()
         return runs[0], runs[1]
 
     first, second = asyncio.run(main())

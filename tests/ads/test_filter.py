@@ -30,6 +30,13 @@ class Source:
         self.is_ready = ready
         self.blocks = blocks
         self.outcome: tuple[str, int] | None = None
+        self.out: list[Event] = []  # what the consumer had received (set by `run`)
+        self.started_after: int | None = None
+        """How many events had gone out when the choice started (None: never started)."""
+
+    def start(self) -> None:
+        if self.started_after is None:
+            self.started_after = len(self.out)
 
     def ready(self) -> AdBlock | None:
         if not self.is_ready or not self.blocks:
@@ -59,7 +66,9 @@ def run(pieces: list[str], source: Source, finish: str = "stop", **options: obje
     async def main() -> list[Event]:
         items: list[Event] = [TextDelta(p) for p in pieces]
         items += [Finish(finish), Usage(1, 2, 3)]  # type: ignore[arg-type]
-        return [e async for e in splice_ads(_events(items), source, **options)]  # type: ignore[arg-type]
+        async for event in splice_ads(_events(items), source, **options):  # type: ignore[arg-type]
+            source.out.append(event)
+        return source.out
 
     return asyncio.run(main())
 
@@ -83,6 +92,20 @@ def test_ad_goes_at_first_safe_point_after_min_length() -> None:
     assert out.replace(AD, "") == ANSWER
     assert out.index(AD) == ANSWER.index("The Eiffel")  # after "people, e.g. in the centre. "
     assert source.outcome == ("placed", 1)
+
+
+def test_the_choice_starts_after_half_the_minimum_has_gone_out() -> None:
+    source = Source()
+    run(["0123456789"] * 10, source, min_chars=60)
+    assert source.started_after == 3  # 30 characters out: the first token never waits for it
+
+
+def test_an_answer_too_short_for_an_ad_costs_no_choice() -> None:
+    source = Source()
+    events = run(["Hi there."], source, min_chars=40)
+    assert text_of(events) == "Hi there."
+    assert source.started_after is None
+    assert source.outcome == ("too_short", 0)
 
 
 def test_ad_is_its_own_delta_and_text_is_split_not_delayed() -> None:

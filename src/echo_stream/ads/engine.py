@@ -6,7 +6,8 @@ injection rate, decided once per response) and, when an ad may run, returns the 
 with an `AdPlan`. The plan starts choosing at once, in a task beside the upstream call (guard,
 caps and budgets from the store, BM25 relevance), so it adds nothing to the first token. The
 filter asks the plan for a block only at safe points and never waits for it mid-answer.
-Impressions are counted when the response completes; bookkeeping runs in background tasks.
+Impressions are counted when the response completes; bookkeeping runs in the background
+(`ads.bookkeeping`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from echo_stream.ads.bookkeeping import Bookkeeper
 from echo_stream.ads.filter import NO_AD, splice_ads
 from echo_stream.ads.format import render_ad
 from echo_stream.ads.guard import SensitiveTopicGuard
@@ -31,6 +33,7 @@ from echo_stream.ads.store import (
     PLACED,
     AdStore,
     Impression,
+    MemoryAdStore,
     make_ad_store,
 )
 from echo_stream.ads.targeting import AdSelector, Choice
@@ -83,7 +86,8 @@ class AdEngine:
         )
         self.budgets = {ad.id: ad.budget for ad in ads if ad.budget is not None}
         self._ad_free = settings.ad_free_key_list()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # A store in this process writes at once; a remote one overlaps a few round trips.
+        self._bookkeeper = Bookkeeper(drainers=1 if isinstance(store, MemoryAdStore) else 8)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdEngine:
@@ -118,7 +122,6 @@ class AdEngine:
         placement = "end" if may_call_tools else settings.ad_placement
 
         def stage(events: EventStream) -> EventStream:
-            plan.start()
             return splice_ads(
                 events,
                 plan,
@@ -141,15 +144,16 @@ class AdEngine:
         return None
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run store bookkeeping off the response path, keeping a reference until it ends."""
-        task = asyncio.ensure_future(_logged(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Run store bookkeeping off the response path (`ads.bookkeeping`)."""
+        self._bookkeeper.add(work)
+
+    async def settled(self) -> None:
+        """Return once the bookkeeping queued so far has been written."""
+        await self._bookkeeper.settled()
 
     async def aclose(self) -> None:
         """Let pending bookkeeping finish, then close the store."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await self._bookkeeper.aclose()
         await self.store.close()
 
 
@@ -159,13 +163,6 @@ def _note_decision(outcome: str, impressions: int) -> None:
         record.ad = "placed" if outcome == PLACED else "none"
         record.ad_reason = None if outcome == PLACED else outcome
         record.ad_impressions = impressions
-
-
-async def _logged(work: Coroutine[Any, Any, None]) -> None:
-    try:
-        await work
-    except Exception:
-        log.exception("ad bookkeeping failed")
 
 
 class AdPlan:
@@ -183,7 +180,8 @@ class AdPlan:
         self._delivered: list[Impression] = []
 
     def start(self) -> None:
-        """Begin choosing now, concurrently with the upstream request."""
+        """Begin choosing now, concurrently with the rest of the answer (`splice_ads` calls it
+        once the answer is long enough that it may get an ad)."""
         if self._task is None:
             self._task = asyncio.ensure_future(self._choose())
 
@@ -231,7 +229,7 @@ class AdPlan:
         """False once the choice has settled with nothing (more) to serve."""
         task = self._task
         if task is None or not task.done():
-            return task is not None
+            return True
         if task.cancelled():
             return False
         result = task.result()
@@ -239,8 +237,8 @@ class AdPlan:
 
     async def wait(self) -> AdBlock | None:
         """The next ad block, giving a still-running choice a moment to finish."""
-        if self._task is None:
-            return None
+        self.start()
+        assert self._task is not None
         if not self._task.done():
             await asyncio.wait((self._task,), timeout=_END_WAIT_S)
         return self.ready()

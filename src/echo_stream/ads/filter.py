@@ -24,6 +24,10 @@ NO_AD = "no_ad"
 class AdSource(Protocol):
     """Where the stage gets ad blocks; the engine's per-response plan implements it."""
 
+    def start(self) -> None:
+        """Begin choosing (idempotent); `wait` starts it too."""
+        ...
+
     def ready(self) -> AdBlock | None:
         """The next ad block if one is already chosen; never waits."""
         ...
@@ -57,8 +61,15 @@ async def splice_ads(
     max_ads: int = 1,
     placement: Placement = "inline",
 ) -> EventStream:
-    """Pass `events` through, adding up to `max_ads` ad blocks to choice 0's text."""
+    """Pass `events` through, adding up to `max_ads` ad blocks to choice 0's text.
+
+    The ad is chosen only once the answer has half the characters it needs before an ad, and
+    after the text that got it there has gone out: choosing never delays a first token, and an
+    answer too short for an ad costs no choice.
+    """
     scanner = PlacementScanner(min_chars)
+    choose_at = max(1, min_chars // 2)
+    choosing = False
     progress = _Progress()
     outcome = "incomplete"
     scanning = max_ads > 0
@@ -67,6 +78,9 @@ async def splice_ads(
     try:
         async with aclosing(events):
             async for event in events:
+                if not choosing and seen >= choose_at:
+                    choosing = True
+                    source.start()
                 if type(event) is TextDelta and event.choice == 0:
                     text = event.text
                     start = seen

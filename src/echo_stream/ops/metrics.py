@@ -100,6 +100,7 @@ class Metrics:
         self.ad_clicks = Counter("echo_ad_clicks", "Ad links followed", registry=registry)
         # `labels()` validates and locks on every call; one dict lookup per request is enough.
         self._answers: dict[tuple[str, str, str, str, bool | None], _AnswerSeries] = {}
+        self._decisions: dict[tuple[str, str], Counter] = {}
         # prometheus-client spends ~2 µs on each `inc`; counters are summed here and handed over
         # a second later (and before every scrape), histograms observed at once.
         self._pending: dict[Counter, float] = {}
@@ -134,9 +135,15 @@ class Metrics:
         for kind in record.retries:
             self.retries.labels(provider, kind).inc()
         if record.ad is not None:
-            self.ad_decisions.labels(record.ad, record.ad_reason or "").inc()
+            decision = (record.ad, record.ad_reason or "")
+            child = self._decisions.get(decision)
+            if child is None:
+                child = self._decisions[decision] = self.ad_decisions.labels(*decision)
+            pending[child] = pending.get(child, 0) + 1
         if record.ad_impressions:
-            self.ad_impressions.inc(record.ad_impressions)
+            pending[self.ad_impressions] = (
+                pending.get(self.ad_impressions, 0) + record.ad_impressions
+            )
         if record.ad_clicks:
             self.ad_clicks.inc(record.ad_clicks)
         if not self._flush_scheduled:
