@@ -83,7 +83,9 @@ def _short(frame: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("--load", default="throughput", help="ttft1, ttft10, throughput or slow")
+    parser.add_argument(
+        "--load", default="throughput", help="a bench.run load: ttft1, short10, json64, storm, ..."
+    )
     parser.add_argument("--route", default="openai", choices=("openai", "anthropic", "gemini"))
     parser.add_argument("--system", default="gateway", help="gateway, gateway-ads or gateway-2w")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -106,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         system = start_system(args.system, upstream.port, WORK / "logs" / f"profile-{stamp}", ())
         try:
-            run_async(warm_up(system, {args.route}))
+            run_async(warm_up(system, {args.route}, upstream))
             assert system.proc is not None
-            target = target_for(system, args.route, spec.shape)
+            target = target_for(
+                system, args.route, spec.shape, stream=spec.stream, close=spec.fresh_connections
+            )
             fmt, suffix = (
                 ("speedscope", ".speedscope.json") if args.speedscope else ("raw", ".collapsed.txt")
             )
@@ -133,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             result = run_async(
-                run_load(target, Load(spec.clients, spec.requests, spec.time_limit_s))
+                run_load(
+                    target,
+                    Load(
+                        spec.clients,
+                        spec.requests,
+                        spec.time_limit_s,
+                        fresh_connections=spec.fresh_connections,
+                    ),
+                )
             )
             spy.send_signal(signal.SIGINT)
             spy.wait(30)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import MIN_CPU_S, Check
+from bench.scenarios import Check
+from bench.targets import MIN_CPU_S
 
 Case = dict[str, Any]
 Cell = Callable[[Case], str]
