@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     upstream = start_fake_upstream(log_dir)
     resume = resume_url(upstream.port)
-    variants = {"memory": {}}
+    variants: dict[str, dict[str, str]] = {"memory": {}}
     if args.redis:
         prefix = f"bench:{uuid.uuid4().hex}:"
         variants["redis"] = {"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_KEY_PREFIX": prefix}

@@ -301,7 +301,7 @@ def target_for(
 
     ``stream=False`` asks for one JSON answer; ``close`` adds `Connection: close`.
     """
-    headers = STORE_HEADERS if system.name == "gateway-store" else ()
+    headers: tuple[tuple[str, str], ...] = STORE_HEADERS if system.name == "gateway-store" else ()
     if close:
         headers += (("Connection", "close"),)
     return Target(

@@ -27,6 +27,8 @@ class Check:
     passed: bool | None
     """None when the bench could not measure it (the system or a reference was skipped)."""
     note: str = ""
+    op: str = "<="
+    """How value compares with limit to pass: "<=" (at most) or ">=" (at least)."""
 
     def verdict(self) -> str:
         """PASS, FAIL or n/a."""
@@ -47,8 +49,8 @@ def at_least(
 ) -> Check:
     """PASS when ``value`` ≥ ``limit``; n/a when either is missing."""
     if value is None or limit is None:
-        return Check(name, value, limit, unit, None, note or "not measured")
-    return Check(name, value, limit, unit, value >= limit, note)
+        return Check(name, value, limit, unit, None, note or "not measured", ">=")
+    return Check(name, value, limit, unit, value >= limit, note, ">=")
 
 
 CPU_RESOLUTION_S = 2.0 / os.sysconf("SC_CLK_TCK")
