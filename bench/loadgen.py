@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import resource
 import time
 from collections import Counter
@@ -48,6 +49,9 @@ class Load:
     """After the time limit no request starts; in-flight ones get this long to finish."""
     fresh_connections: bool = False
     """One request per connection: each request opens its own and closes it after (a storm)."""
+    pause_s: float = 0.0
+    """Each client waits this long on average (uniformly 0.5-1.5x) between its requests, so that
+    requests arrive spread out, not back to back (a paced load, below saturation)."""
 
 
 @dataclass
@@ -182,6 +186,8 @@ class _Run:
                 if not exchange.keep_alive or self.load.fresh_connections:
                     conn.close()
                 self.record(stats)
+                if self.load.pause_s:
+                    await asyncio.sleep(self.load.pause_s * (0.5 + random.random()))
         finally:
             if conn is not None:
                 conn.close()

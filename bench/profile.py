@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.loadgen import Load, run_load
+from bench.loadgen import run_load
 from bench.procs import DRIVER_CORE, Unavailable, pin_self, raise_nofile_limit, run_async
 from bench.run import warm_up
 from bench.scenarios import build_scenarios
@@ -139,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_async(
                 run_load(
                     target,
-                    Load(
-                        spec.clients,
-                        spec.requests,
-                        spec.time_limit_s,
-                        fresh_connections=spec.fresh_connections,
-                    ),
+                    spec.load(),
                 )
             )
             spy.send_signal(signal.SIGINT)

@@ -80,12 +80,18 @@ _ROWS: list[tuple[str, str, Cell, list[str]]] = [
         ["added TTFT p50, 1 client", "added TTFT p99, 1 client"],
     ),
     ("TTFT 10 clients p50/p99 ms", "ttft10/openai", _ttft, ["added TTFT p50, 10 clients"]),
+    (
+        "TTFT 10 paced clients p50/p99 ms",
+        "ttft10paced/openai",
+        _ttft,
+        ["added TTFT p50, 10 paced clients"],
+    ),
     *(
         (
             f"{kind} {n} client{'s' * (n > 1)}: rps p50/p99 ms cpu/req",
             f"{load}{n}/openai",
             _req,
-            [f"short-request rps vs nginx, {load}{n}"],
+            [f"short-request rps per core vs nginx, {load}{n}"],
         )
         for load, kind in (("short", "2-chunk streams,"), ("json", "non-streaming,"))
         for n in (1, 10, 64)
@@ -134,6 +140,13 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
         "gateway-ads",
         _ttft,
         ["ads on: TTFT p50, 10 clients"],
+    ),
+    (
+        "ads off -> on: TTFT 10 paced clients p50/p99 ms",
+        "ttft10paced/openai",
+        "gateway-ads",
+        _ttft,
+        ["ads on: TTFT p50, 10 paced clients"],
     ),
     *(
         (

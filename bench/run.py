@@ -54,9 +54,7 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
     upstream_cpu_before = cpu_seconds(upstream.pid)
     if sampler is not None:
         sampler.start()
-    load = Load(
-        spec.clients, spec.requests, spec.time_limit_s, fresh_connections=spec.fresh_connections
-    )
+    load = spec.load()
     if system.name == "gateway-session":  # the session face: POST /init-stream + GET /stream/{id}
         result = await run_session_load(system.port, upstream.port, spec.shape, load)
     else:
@@ -85,6 +83,9 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
         "proxy_cpu_per_1k_chunks_s": (
             proxy_cpu / chunks * 1000 if proxy_cpu is not None and chunks else None
         ),
+        "proxy_requests_per_cpu_s": (
+            result.requests_ok / proxy_cpu if proxy_cpu else None
+        ),  # what one core of the proxy serves, whether or not the load saturated it
         "proxy_cpu_per_request_ms": (
             proxy_cpu / result.requests_ok * 1000
             if proxy_cpu is not None and result.requests_ok

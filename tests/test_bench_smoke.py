@@ -210,7 +210,7 @@ def test_quick_bench_reports_every_new_scenario(quick_run: dict[str, Any]) -> No
         _assert_clean(quick_run, keys)
     checks = {c["name"] for c in quick_run["checks"]}
     for name in (
-        "short-request rps vs nginx, short10",
+        "short-request rps per core vs nginx, short10",
         "storm: first-token p99",
         "ads on: storm first-token p99",
         "2 workers vs 1: short-request rps, short64",
