@@ -184,6 +184,8 @@ class FakeUpstream:
             return _plain(200, b'{"status":"ok"}')
         if method != "POST":
             return _plain(404, b'{"error":{"message":"not found"}}')
+        if path.startswith("/webhook-waiting/"):  # a session callback: n8n's Wait node takes it
+            return _plain(200, b'{"message":"Workflow was started"}')
         gemini = _GEMINI_PATH.match(path)
         if gemini is not None:
             if "alt=sse" not in query:

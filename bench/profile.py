@@ -110,9 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run_async(warm_up(system, {args.route}, upstream))
             assert system.proc is not None
-            target = target_for(
-                system, args.route, spec.shape, stream=spec.stream, close=spec.fresh_connections
-            )
+            close = spec.fresh_connections
+            target = target_for(system, args.route, spec.shape, stream=spec.stream, close=close)
             fmt, suffix = (
                 ("speedscope", ".speedscope.json") if args.speedscope else ("raw", ".collapsed.txt")
             )
@@ -136,12 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            result = run_async(
-                run_load(
-                    target,
-                    spec.load(),
-                )
-            )
+            result = run_async(run_load(target, spec.load()))
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
             print(

@@ -13,12 +13,11 @@ from bench.loadgen import Load
 from bench.targets import (
     Check,
     ads_checks,
-    at_most,
-    cpu_per_1k,
     face_checks,
     request_checks,
     slow_checks,
     store_checks,
+    stream_checks,
     workers_checks,
 )
 from bench.workload import Route, StreamShape
@@ -217,84 +216,102 @@ class Scenario:
     cases: tuple[Case, ...]
 
 
+_OPENAI: tuple[Route, ...] = ("openai",)
+_OTHERS: tuple[Route, ...] = ("anthropic", "gemini")
+_EVERY = ("direct", "nginx", "gateway", "litellm")
+_THREE = ("direct", "nginx", "gateway")
+_WITH_ADS = (*_THREE, "gateway-ads")
+_ADS = ("gateway", "gateway-ads")
+_2W = ("gateway", "gateway-2w")
+Part = tuple[str, tuple[str, ...], tuple[Route, ...]]
+"""A load, the systems it runs through, on which routes."""
+
+
+def _requests(kind: str) -> tuple[Part, ...]:
+    """A request-bound kind (``short``, ``json``) at 1, 10 and 64 clients; ads on at 10 and 64."""
+    return (
+        (f"{kind}1", _THREE, _OPENAI),
+        (f"{kind}10", _WITH_ADS, _OPENAI),
+        (f"{kind}64", _WITH_ADS, _OPENAI),
+    )
+
+
+_SCENARIOS: tuple[tuple[str, str, tuple[Part, ...]], ...] = (
+    ("ttft1", "TTFT with 1 client", (("ttft1", _EVERY, _OPENAI),)),
+    (
+        "ttft10",
+        "TTFT with 10 clients, back to back and paced",
+        (("ttft10", _EVERY, _OPENAI), ("ttft10paced", _THREE, _OPENAI)),
+    ),
+    ("throughput", "throughput and proxy CPU", (("throughput", _EVERY, _OPENAI),)),
+    ("slow", "many concurrent slow streams", (("slow", _EVERY, _OPENAI),)),
+    (
+        "routes",
+        "Anthropic and Gemini upstream routes",
+        (
+            ("ttft1", ("direct", "gateway", "litellm"), _OTHERS),
+            ("throughput", ("direct", "gateway", "litellm"), _OTHERS),
+        ),
+    ),
+    ("short", "short streams (2 chunks) at 1, 10, 64 clients", _requests("short")),
+    ("nonstream", "non-streaming requests at 1, 10, 64 clients", _requests("json")),
+    (
+        "storm",
+        "connection storm: new connections at once, one stream each",
+        (("storm", _WITH_ADS, _OPENAI),),
+    ),
+    (
+        "ads",
+        "ad filter off vs on",
+        tuple((load, _ADS, _OPENAI) for load in ("ttft1", "ttft10", "ttft10paced", "throughput")),
+    ),
+    (
+        "store",
+        "conversation storage off vs on (SQLite)",
+        (
+            ("ttft1", ("direct", "gateway", "gateway-store"), _OPENAI),
+            ("throughput", ("gateway", "gateway-store"), _OPENAI),
+        ),
+    ),
+    (
+        "workers",
+        "1 pinned worker vs 2 unpinned workers",
+        (
+            ("ttft10", _2W, _OPENAI),
+            ("throughput", ("direct", *_2W), _OPENAI),
+            ("short64", _2W, _OPENAI),
+            ("json64", _2W, _OPENAI),
+        ),
+    ),
+    (
+        "lobe",
+        "OpenAI face vs Lobe face (POST /api/chat), same gateway and upstream",
+        tuple((load, ("gateway", "gateway-lobe"), _OPENAI) for load in ("ttft1", "throughput")),
+    ),
+    (
+        "session",
+        "OpenAI face vs session face (POST /init-stream + GET /stream/{id}), same gateway",
+        tuple((load, ("gateway", "gateway-session"), _OPENAI) for load in ("ttft10", "throughput")),
+    ),
+)
+
+
 def build_scenarios(quick: bool) -> dict[str, Scenario]:
     """Every scenario, in report order, for the full or the quick bench."""
     loads = _loads(quick)
-    every = ("direct", "nginx", "gateway", "litellm")
-
-    def cases(load: str, routes: tuple[Route, ...], systems: tuple[str, ...]) -> tuple[Case, ...]:
-        return tuple(Case(loads[load], r, s) for r in routes for s in systems)
-
-    openai: tuple[Route, ...] = ("openai",)
-    others: tuple[Route, ...] = ("anthropic", "gemini")
-    three = ("direct", "nginx", "gateway")
-    ads = ("gateway", "gateway-ads")
-
-    def requests(kind: str) -> tuple[Case, ...]:
-        return (
-            cases(f"{kind}1", openai, three)
-            + cases(f"{kind}10", openai, three + ads[1:])
-            + cases(f"{kind}64", openai, three + ads[1:])
+    return {
+        name: Scenario(
+            name,
+            title,
+            tuple(
+                Case(loads[load], route, system)
+                for load, systems, routes in parts
+                for route in routes
+                for system in systems
+            ),
         )
-
-    found = [
-        Scenario("ttft1", "TTFT with 1 client", cases("ttft1", openai, every)),
-        Scenario(
-            "ttft10",
-            "TTFT with 10 clients, back to back and paced",
-            cases("ttft10", openai, every) + cases("ttft10paced", openai, three),
-        ),
-        Scenario("throughput", "throughput and proxy CPU", cases("throughput", openai, every)),
-        Scenario("slow", "many concurrent slow streams", cases("slow", openai, every)),
-        Scenario(
-            "routes",
-            "Anthropic and Gemini upstream routes",
-            cases("ttft1", others, ("direct", "gateway", "litellm"))
-            + cases("throughput", others, ("direct", "gateway", "litellm")),
-        ),
-        Scenario("short", "short streams (2 chunks) at 1, 10, 64 clients", requests("short")),
-        Scenario("nonstream", "non-streaming requests at 1, 10, 64 clients", requests("json")),
-        Scenario(
-            "storm",
-            "connection storm: new connections at once, one stream each",
-            cases("storm", openai, three + ads[1:]),
-        ),
-        Scenario(
-            "ads",
-            "ad filter off vs on",
-            cases("ttft1", openai, ads)
-            + cases("ttft10", openai, ads)
-            + cases("ttft10paced", openai, ads)
-            + cases("throughput", openai, ads),
-        ),
-        Scenario(
-            "store",
-            "conversation storage off vs on (SQLite)",
-            cases("ttft1", openai, ("direct", "gateway", "gateway-store"))
-            + cases("throughput", openai, ("gateway", "gateway-store")),
-        ),
-        Scenario(
-            "workers",
-            "1 pinned worker vs 2 unpinned workers",
-            cases("ttft10", openai, ("gateway", "gateway-2w"))
-            + cases("throughput", openai, ("direct", "gateway", "gateway-2w"))
-            + cases("short64", openai, ("gateway", "gateway-2w"))
-            + cases("json64", openai, ("gateway", "gateway-2w")),
-        ),
-        Scenario(
-            "lobe",
-            "OpenAI face vs Lobe face (POST /api/chat), same gateway and upstream",
-            cases("ttft1", openai, ("gateway", "gateway-lobe"))
-            + cases("throughput", openai, ("gateway", "gateway-lobe")),
-        ),
-        Scenario(
-            "session",
-            "OpenAI face vs session face (POST /init-stream + GET /stream/{id}), same gateway",
-            cases("ttft10", openai, ("gateway", "gateway-session"))
-            + cases("throughput", openai, ("gateway", "gateway-session")),
-        ),
-    ]
-    return {s.name: s for s in found}
+        for name, title, parts in _SCENARIOS
+    }
 
 
 def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
@@ -308,54 +325,7 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
             node = node[part]
         return float(node)
 
-    def added(load: str, stat: str) -> float | None:
-        gateway = get(f"{load}/openai/gateway", "result", "ttft_ms", stat)
-        direct = get(f"{load}/openai/direct", "result", "ttft_ms", stat)
-        return None if gateway is None or direct is None else gateway - direct
-
-    checks = [
-        at_most("added TTFT p50, 1 client", added("ttft1", "p50"), 1.0, "ms"),
-        at_most("added TTFT p99, 1 client", added("ttft1", "p99"), 3.0, "ms"),
-        at_most(
-            "added TTFT p50, 10 clients",
-            added("ttft10", "p50"),
-            0.5,
-            "ms",
-            "issue 13's limit (was 3 ms); back to back, the driver's core saturates (README)",
-        ),
-        at_most(
-            "added TTFT p50, 10 paced clients",
-            added("ttft10paced", "p50"),
-            0.5,
-            "ms",
-            "the same limit on the paced load (requests spread out, below saturation)",
-        ),
-    ]
-    cpu_openai, why = cpu_per_1k(get, "throughput/openai/gateway")
-    checks.append(at_most("proxy CPU per 1,000 chunks, OpenAI route", cpu_openai, 0.05, "s", why))
-    for route in ("anthropic", "gemini"):
-        value, why = cpu_per_1k(get, f"throughput/{route}/gateway")
-        limit = None if cpu_openai is None else 1.5 * cpu_openai
-        checks.append(
-            at_most(
-                f"proxy CPU per 1,000 chunks, {route} route",
-                value,
-                limit,
-                "s",
-                why or "limit: 1.5x the OpenAI route's measured figure",
-            )
-        )
-    ads_off = cpu_openai
-    ads_on, why = cpu_per_1k(get, "throughput/openai/gateway-ads")
-    checks.append(
-        at_most(
-            "ad filter on: CPU per 1,000 chunks",
-            ads_on,
-            None if ads_off is None else 1.1 * ads_off,
-            "s",
-            why or "limit: ad filter off + 10%",
-        )
-    )
+    checks = stream_checks(get)
     checks.extend(request_checks(get))
     checks.extend(ads_checks(get))
     checks.extend(workers_checks(get, WORKERS_2W_CORES))

@@ -18,8 +18,8 @@ together; and `gpt-bench-c200-d2`: 2 ms apart, one event per chunk). Reported pe
   upstream chunks are the fair unit);
 - the session/OpenAI ratio, against the issue's 20 % target.
 
-Each session's callback goes to the fake upstream, which answers 404 (not retried): the callback's
-cost is part of the session's. On a shared, loaded machine the figures are noisy.
+Each session's callback goes to the fake upstream, which answers 200 like n8n's Wait node: the
+callback's cost is part of the session's. On a shared, loaded machine the figures are noisy.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ async def _session_load(
 
 
 def resume_url(upstream_port: int) -> str:
-    """The sessions' callback URL: the fake upstream, which refuses it (not retried)."""
+    """The sessions' callback URL: the fake upstream, which accepts it as n8n's Wait node does."""
     return f"http://127.0.0.1:{upstream_port}/webhook-waiting/1"
 
 
@@ -258,6 +258,7 @@ async def run_session_load(
     upstream's (the face may merge a burst into one event).
     """
     out = SessionLoad()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     work = _session_load(port, resume_url(upstream_port), shape, load.clients, load.requests, out)
     timed_out = False
@@ -282,6 +283,7 @@ async def run_session_load(
         wall_s=wall,
         chunks_per_s=done * shape.chunks / wall,
         requests_per_s=done / wall,
+        loadgen_cpu_s=time.process_time() - cpu_before,
         ttft_ms=Summary.of(out.ttfe_ms),
     )
     return result

@@ -91,6 +91,60 @@ REQUEST_LOADS = ("short10", "short64", "json10", "json64")
 """The short-request loads the throughput targets look at (10 and 64 clients)."""
 
 
+def stream_checks(get: Get) -> list[Check]:
+    """Added TTFT (gateway - direct) at 1 and 10 clients; proxy CPU per chunk on each route."""
+
+    def added(load: str, stat: str) -> float | None:
+        gateway = get(f"{load}/openai/gateway", "result", "ttft_ms", stat)
+        direct = get(f"{load}/openai/direct", "result", "ttft_ms", stat)
+        return None if gateway is None or direct is None else gateway - direct
+
+    checks = [
+        at_most("added TTFT p50, 1 client", added("ttft1", "p50"), 1.0, "ms"),
+        at_most("added TTFT p99, 1 client", added("ttft1", "p99"), 3.0, "ms"),
+        at_most(
+            "added TTFT p50, 10 clients",
+            added("ttft10", "p50"),
+            0.5,
+            "ms",
+            "issue 13's limit (was 3 ms); back to back, the driver's core saturates (README)",
+        ),
+        at_most(
+            "added TTFT p50, 10 paced clients",
+            added("ttft10paced", "p50"),
+            0.5,
+            "ms",
+            "the same limit on the paced load (requests spread out, below saturation)",
+        ),
+    ]
+    cpu_openai, why = cpu_per_1k(get, "throughput/openai/gateway")
+    checks.append(at_most("proxy CPU per 1,000 chunks, OpenAI route", cpu_openai, 0.05, "s", why))
+    for route in ("anthropic", "gemini"):
+        value, why = cpu_per_1k(get, f"throughput/{route}/gateway")
+        limit = None if cpu_openai is None else 1.5 * cpu_openai
+        checks.append(
+            at_most(
+                f"proxy CPU per 1,000 chunks, {route} route",
+                value,
+                limit,
+                "s",
+                why or "limit: 1.5x the OpenAI route's measured figure",
+            )
+        )
+    ads_off = cpu_openai
+    ads_on, why = cpu_per_1k(get, "throughput/openai/gateway-ads")
+    checks.append(
+        at_most(
+            "ad filter on: CPU per 1,000 chunks",
+            ads_on,
+            None if ads_off is None else 1.1 * ads_off,
+            "s",
+            why or "limit: ad filter off + 10%",
+        )
+    )
+    return checks
+
+
 def request_checks(get: Get) -> list[Check]:
     """Short-request throughput against nginx, CPU per chunk against nginx, the storm."""
     checks = []
