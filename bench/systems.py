@@ -145,6 +145,9 @@ def _start_gateway(
             "AD_INJECTION_RATE": ad_rate,
             "LOG_LEVEL": "warning",
             "DATA_DIR": str(data_dir),
+            # this checkout's gateway, whatever the venv's editable install points at (a venv
+            # shared by several worktrees would otherwise run another tree's, even mid-edit)
+            "PYTHONPATH": str(REPO / "src"),
             **(extra_env or {}),
         }
     )
