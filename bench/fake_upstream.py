@@ -70,6 +70,21 @@ def openai_events(model: str, shape: StreamShape, include_usage: bool) -> Iterat
     yield "data: [DONE]\n\n", False
 
 
+def openai_completion(model: str, shape: StreamShape) -> bytes:
+    """A non-streamed OpenAI ``chat.completion`` (``"stream": false``): the same text, whole."""
+    text = "".join(token(n, shape.chunks) for n in range(shape.chunks))
+    return (
+        f'{{"id":"chatcmpl-bench{next(_ids):012d}","object":"chat.completion",'
+        f'"created":{int(time.time())},"model":{_json_str(model)},"choices":[{{"index":0,'
+        f'"message":{{"role":"assistant","content":{_json_str(text)},"refusal":null,'
+        f'"annotations":[]}},"logprobs":null,"finish_reason":"stop"}}],'
+        f'"usage":{{"prompt_tokens":{_PROMPT_TOKENS},"completion_tokens":{shape.chunks},'
+        f'"total_tokens":{_PROMPT_TOKENS + shape.chunks},'
+        '"completion_tokens_details":{"reasoning_tokens":0}},'
+        '"service_tier":"default","system_fingerprint":"fp_bench0001"}'
+    ).encode()
+
+
 def anthropic_events(model: str, shape: StreamShape) -> Iterator[Event]:
     """An Anthropic Messages event stream, laid out like anthropic_messages_stream_basic.txt."""
     message = (
@@ -169,6 +184,8 @@ class FakeUpstream:
             return _plain(200, b'{"status":"ok"}')
         if method != "POST":
             return _plain(404, b'{"error":{"message":"not found"}}')
+        if path.startswith("/webhook-waiting/"):  # a session callback: n8n's Wait node takes it
+            return _plain(200, b'{"message":"Workflow was started"}')
         gemini = _GEMINI_PATH.match(path)
         if gemini is not None:
             if "alt=sse" not in query:
@@ -180,9 +197,11 @@ class FakeUpstream:
             model = str(request["model"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return _plain(400, b'{"error":{"message":"body must be JSON with a model"}}')
-        if request.get("stream") is not True:
-            return _plain(400, b'{"error":{"message":"the fake serves only stream: true"}}')
         shape = self._shape(model)
+        if request.get("stream") is not True:
+            if path == "/v1/chat/completions":
+                return _plain(200, openai_completion(model, shape))
+            return _plain(400, b'{"error":{"message":"the fake streams only, but for OpenAI"}}')
         if path == "/v1/chat/completions":
             options = request.get("stream_options") or {}
             return shape, openai_events(model, shape, bool(options.get("include_usage")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import resource
 import time
 from collections import Counter
@@ -46,6 +47,11 @@ class Load:
     time_limit_s: float
     grace_s: float = 15.0
     """After the time limit no request starts; in-flight ones get this long to finish."""
+    fresh_connections: bool = False
+    """One request per connection: each request opens its own and closes it after (a storm)."""
+    pause_s: float = 0.0
+    """Each client waits this long on average (uniformly 0.5-1.5x) between its requests, so that
+    requests arrive spread out, not back to back (a paced load, below saturation)."""
 
 
 @dataclass
@@ -87,6 +93,8 @@ class LoadResult:
     expected_chunks_per_stream: int = 0
     wall_s: float = 0.0
     chunks_per_s: float = 0.0
+    requests_per_s: float = 0.0
+    """Completed requests per second of wall time."""
     loadgen_cpu_s: float = 0.0
     ttft_ms: Summary = field(default_factory=lambda: Summary.of([]))
     stream_ms: Summary = field(default_factory=lambda: Summary.of([]))
@@ -175,9 +183,11 @@ class _Run:
                 conn.send(self.request)
                 stats = await exchange.future
                 conn.exchange = None
-                if not exchange.keep_alive:
+                if not exchange.keep_alive or self.load.fresh_connections:
                     conn.close()
                 self.record(stats)
+                if self.load.pause_s:
+                    await asyncio.sleep(self.load.pause_s * (0.5 + random.random()))
         finally:
             if conn is not None:
                 conn.close()
@@ -253,6 +263,7 @@ async def run_load(target: Target, load: Load) -> LoadResult:
     result.errors = dict(run.errors.most_common())
     result.wall_s = wall
     result.chunks_per_s = result.content_chunks / wall if wall else 0.0
+    result.requests_per_s = result.requests_ok / wall if wall else 0.0
     result.loadgen_cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (
         cpu_before.ru_utime + cpu_before.ru_stime
     )

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.loadgen import Load, run_load
+from bench.loadgen import run_load
 from bench.procs import DRIVER_CORE, Unavailable, pin_self, raise_nofile_limit, run_async
 from bench.run import warm_up
 from bench.scenarios import build_scenarios
@@ -83,7 +83,9 @@ def _short(frame: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("--load", default="throughput", help="ttft1, ttft10, throughput or slow")
+    parser.add_argument(
+        "--load", default="throughput", help="a bench.run load: ttft1, short10, json64, storm, ..."
+    )
     parser.add_argument("--route", default="openai", choices=("openai", "anthropic", "gemini"))
     parser.add_argument("--system", default="gateway", help="gateway, gateway-ads or gateway-2w")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -106,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         system = start_system(args.system, upstream.port, WORK / "logs" / f"profile-{stamp}", ())
         try:
-            run_async(warm_up(system, {args.route}))
+            run_async(warm_up(system, {args.route}, upstream))
             assert system.proc is not None
-            target = target_for(system, args.route, spec.shape)
+            close = spec.fresh_connections
+            target = target_for(system, args.route, spec.shape, stream=spec.stream, close=close)
             fmt, suffix = (
                 ("speedscope", ".speedscope.json") if args.speedscope else ("raw", ".collapsed.txt")
             )
@@ -132,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            result = run_async(
-                run_load(target, Load(spec.clients, spec.requests, spec.time_limit_s))
-            )
+            result = run_async(run_load(target, spec.load()))
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
             print(

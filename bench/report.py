@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import MIN_CPU_S, Check
+from bench.targets import MIN_CPU_S, Check
 
 Case = dict[str, Any]
 Cell = Callable[[Case], str]
@@ -43,6 +43,28 @@ def _slow(case: Case) -> str:
     return f"{complete}/{result['ttft_ms']['p99'] / 1000:.2f} s/{rss_text}"
 
 
+def _req(case: Case) -> str:
+    """Requests/s, TTFT p50/p99 ms, and the proxy's CPU per request in µs (when measured)."""
+    result = case["result"]
+    ttft = result["ttft_ms"]
+    text = f"{result['requests_per_s']:,.0f}/s {ttft['p50']:.2f}/{ttft['p99']:.2f}"
+    per_request = case.get("proxy_cpu_per_request_ms")
+    total = case.get("proxy_cpu_s")
+    if per_request is not None and total is not None:
+        text += " n/a" if total < MIN_CPU_S else f" {per_request * 1000:.0f}µs"
+    return text
+
+
+def _storm(case: Case) -> str:
+    """Completed/started, first-token p50/p99 ms, errors."""
+    result = case["result"]
+    ttft = result["ttft_ms"]
+    return (
+        f"{result['requests_ok']}/{case['load']['requests']} "
+        f"{ttft['p50']:.1f}/{ttft['p99']:.1f} err {result['error_count']}"
+    )
+
+
 def _dirt(case: Case) -> str:
     result = case["result"]
     lost = result["lost_text_streams"] + result["chunk_count_mismatches"]
@@ -58,12 +80,34 @@ _ROWS: list[tuple[str, str, Cell, list[str]]] = [
         ["added TTFT p50, 1 client", "added TTFT p99, 1 client"],
     ),
     ("TTFT 10 clients p50/p99 ms", "ttft10/openai", _ttft, ["added TTFT p50, 10 clients"]),
+    (
+        "TTFT 10 paced clients p50/p99 ms",
+        "ttft10paced/openai",
+        _ttft,
+        ["added TTFT p50, 10 paced clients"],
+    ),
+    *(
+        (
+            f"{kind} {n} client{'s' * (n > 1)}: rps p50/p99 ms cpu/req",
+            f"{load}{n}/openai",
+            _req,
+            [f"short-request rps per core vs nginx, {load}{n}"],
+        )
+        for load, kind in (("short", "2-chunk streams,"), ("json", "non-streaming,"))
+        for n in (1, 10, 64)
+    ),
+    (
+        "storm: ok, first token p50/p99 ms, errors",
+        "storm/openai",
+        _storm,
+        ["storm: all complete", "storm: first-token p99"],
+    ),
     ("64 clients x 200 chunks: chunks/s", "throughput/openai", _rate, []),
     (
         "proxy CPU s per 1,000 chunks",
         "throughput/openai",
         _cpu,
-        ["proxy CPU per 1,000 chunks, OpenAI route"],
+        ["proxy CPU per 1,000 chunks, OpenAI route", "proxy CPU per 1,000 chunks vs nginx"],
     ),
     (
         "slow streams: complete/TTFT p99/peak RSS",
@@ -90,6 +134,37 @@ _ROWS: list[tuple[str, str, Cell, list[str]]] = [
 ]
 _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
     ("ads off -> on: TTFT 1 client p50/p99 ms", "ttft1/openai", "gateway-ads", _ttft, []),
+    (
+        "ads off -> on: TTFT 10 clients p50/p99 ms",
+        "ttft10/openai",
+        "gateway-ads",
+        _ttft,
+        ["ads on: TTFT p50, 10 clients"],
+    ),
+    (
+        "ads off -> on: TTFT 10 paced clients p50/p99 ms",
+        "ttft10paced/openai",
+        "gateway-ads",
+        _ttft,
+        ["ads on: TTFT p50, 10 paced clients"],
+    ),
+    *(
+        (
+            f"ads off -> on: {load}: rps p50/p99 ms cpu/req",
+            f"{load}/openai",
+            "gateway-ads",
+            _req,
+            [f"ads on: short-request rps, {load}"],
+        )
+        for load in ("short10", "short64", "json10", "json64")
+    ),
+    (
+        "ads off -> on: storm",
+        "storm/openai",
+        "gateway-ads",
+        _storm,
+        ["ads on: storm first-token p99"],
+    ),
     ("ads off -> on: chunks/s", "throughput/openai", "gateway-ads", _rate, []),
     (
         "ads off -> on: proxy CPU s / 1,000 chunks",
@@ -115,14 +190,44 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
     ("1 -> 2 workers: TTFT 10 clients p50/p99 ms", "ttft10/openai", "gateway-2w", _ttft, []),
     ("1 -> 2 workers: chunks/s", "throughput/openai", "gateway-2w", _rate, []),
     ("1 -> 2 workers: proxy CPU s / 1,000 chunks", "throughput/openai", "gateway-2w", _cpu, []),
-    ("OpenAI -> Lobe face: TTFT 1 client p50/p99 ms", "ttft1/openai", "gateway-lobe", _ttft, []),
+    *(
+        (
+            f"1 -> 2 workers: {load}: rps p50/p99 ms cpu/req",
+            f"{load}/openai",
+            "gateway-2w",
+            _req,
+            [f"2 workers vs 1: short-request rps, {load}"],
+        )
+        for load in ("short64", "json64")
+    ),
+    (
+        "OpenAI -> Lobe face: TTFT 1 client p50/p99 ms",
+        "ttft1/openai",
+        "gateway-lobe",
+        _ttft,
+        ["Lobe face: first event p50, 1 client"],
+    ),
     ("OpenAI -> Lobe face: chunks/s", "throughput/openai", "gateway-lobe", _rate, []),
     (
         "OpenAI -> Lobe face: proxy CPU s / 1,000 chunks",
         "throughput/openai",
         "gateway-lobe",
         _cpu,
-        [],
+        ["Lobe face: CPU per 1,000 chunks"],
+    ),
+    (
+        "OpenAI -> session face: TTFT 10 clients p50/p99 ms",
+        "ttft10/openai",
+        "gateway-session",
+        _ttft,
+        ["session face: first event p50, 10 clients"],
+    ),
+    (
+        "OpenAI -> session face: proxy CPU s / 1,000 chunks",
+        "throughput/openai",
+        "gateway-session",
+        _cpu,
+        ["session face: CPU per 1,000 chunks"],
     ),
 ]
 
@@ -135,7 +240,7 @@ def _verdict(checks: dict[str, Check], names: list[str]) -> str:
     for check in found:
         value = "—" if check.value is None else f"{check.value:.3g}"
         limit = "—" if check.limit is None else f"{check.limit:.3g}"
-        parts.append(f"{check.verdict()} {value}<={limit}{check.unit}")
+        parts.append(f"{check.verdict()} {value}{check.op}{limit}{check.unit}")
     return "; ".join(parts)
 
 
@@ -143,7 +248,7 @@ def table(doc: dict[str, Any]) -> str:
     """The results side by side, with each gateway target's verdict."""
     cases: dict[str, Case] = doc["cases"]
     checks = {c.name: c for c in doc["_checks"]}
-    header = ("scenario", *COLUMNS, "gateway target: verdict value<=limit")
+    header = ("scenario", *COLUMNS, "gateway target: verdict value<=limit (or >=)")
     rows: list[tuple[str, ...]] = []
     for label, prefix, cell, names in _ROWS:
         cells = tuple(
@@ -172,7 +277,13 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_GATEWAY_VARIANTS = ("gateway-ads", "gateway-store", "gateway-2w", "gateway-lobe")
+_GATEWAY_VARIANTS = (
+    "gateway-ads",
+    "gateway-store",
+    "gateway-2w",
+    "gateway-lobe",
+    "gateway-session",
+)
 
 
 def _system_dirt(cases: dict[str, Case], system: str) -> str:
@@ -201,7 +312,8 @@ def summary(doc: dict[str, Any]) -> str:
         limit = "—" if check.limit is None else f"{check.limit:.4g}"
         note = f"  ({check.note})" if check.note else ""
         out.append(
-            f"  {check.verdict():4}  {check.name}: {value} (limit {limit} {check.unit}){note}"
+            f"  {check.verdict():4}  {check.name}: {value} (limit {check.op} {limit} {check.unit})"
+            f"{note}"
         )
     for system, reason in doc["skipped"].items():
         out.append(f"skipped {system}: {reason.splitlines()[0]}")

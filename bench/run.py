@@ -35,6 +35,7 @@ from bench.procs import (
 )
 from bench.report import summary, write_json
 from bench.scenarios import GATEWAYS, SYSTEMS, Case, build_scenarios, evaluate
+from bench.session import run_session_load
 from bench.systems import REPO, WORK, System, start_fake_upstream, start_system, target_for
 from bench.workload import Route, StreamShape, model_name
 
@@ -44,14 +45,20 @@ _MB = 1024 * 1024
 async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]:
     """Drive one case's load through ``system``; the load plus proxy CPU and memory."""
     spec = case.load
-    target = target_for(system, case.route, spec.shape)
+    target = target_for(
+        system, case.route, spec.shape, stream=spec.stream, close=spec.fresh_connections
+    )
     pid = system.proc.pid if system.proc is not None else None
     sampler = RssSampler(pid) if pid is not None and spec.sample_rss else None
     proxy_cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     upstream_cpu_before = cpu_seconds(upstream.pid)
     if sampler is not None:
         sampler.start()
-    result = await run_load(target, Load(spec.clients, spec.requests, spec.time_limit_s))
+    load = spec.load()
+    if system.name == "gateway-session":  # the session face: POST /init-stream + GET /stream/{id}
+        result = await run_session_load(system.port, upstream.port, spec.shape, load)
+    else:
+        result = await run_load(target, load)
     peak = await sampler.stop() if sampler is not None else None
     proxy_cpu = cpu_seconds(pid) - proxy_cpu_before if pid is not None else None
     chunks = result.content_chunks
@@ -65,6 +72,8 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
             "chunks": spec.shape.chunks,
             "delay_ms": spec.shape.delay_ms,
             "time_limit_s": spec.time_limit_s,
+            "stream": spec.stream,
+            "fresh_connections": spec.fresh_connections,
         },
         "client_format": target.fmt,
         "model": target.model,
@@ -74,14 +83,28 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
         "proxy_cpu_per_1k_chunks_s": (
             proxy_cpu / chunks * 1000 if proxy_cpu is not None and chunks else None
         ),
+        "proxy_requests_per_cpu_s": (
+            result.requests_ok / proxy_cpu if proxy_cpu else None
+        ),  # what one core of the proxy serves, whether or not the load saturated it
+        "proxy_cpu_per_request_ms": (
+            proxy_cpu / result.requests_ok * 1000
+            if proxy_cpu is not None and result.requests_ok
+            else None
+        ),
         "proxy_peak_rss_mb": peak / _MB if peak is not None else None,
         "proxy_rss_after_mb": rss_bytes(pid) / _MB if pid is not None else None,
         "upstream_cpu_s": cpu_seconds(upstream.pid) - upstream_cpu_before,
     }
 
 
-async def warm_up(system: System, routes: set[Route]) -> str | None:
+async def warm_up(system: System, routes: set[Route], upstream: Proc) -> str | None:
     """A few unmeasured streams per route (imports, pools, caches); the first error, if any."""
+    if system.name == "gateway-session":
+        result = await run_session_load(
+            system.port, upstream.port, StreamShape(20, 0), Load(4, 24, 30)
+        )
+        if result.errors:
+            return f"session: {next(iter(result.errors))}"
     for route in sorted(routes):
         target = target_for(system, route, StreamShape(20, 0))
         result = await run_load(target, Load(clients=4, requests=24, time_limit_s=30))
@@ -100,9 +123,12 @@ def _one_line(case: Case, data: dict[str, Any]) -> str:
         f"ok {result['requests_ok']}/{result['requests_sent']}",
         f"ttft p50 {ttft['p50']:.2f} p99 {ttft['p99']:.2f} ms",
         f"{result['chunks_per_s']:,.0f} chunks/s",
+        f"{result['requests_per_s']:,.0f} req/s",
     ]
     if cpu is not None:
         parts.append(f"cpu/1k {cpu:.3f} s")
+    if data["proxy_cpu_per_request_ms"] is not None:
+        parts.append(f"cpu/req {data['proxy_cpu_per_request_ms'] * 1000:.0f} µs")
     if rss is not None:
         parts.append(f"peak rss {rss:.0f} MB")
     if not result["clean"]:
@@ -172,7 +198,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             notes.extend(system.notes)
             print(f"{name} on 127.0.0.1:{system.port} (cores {system.cores or 'any'})", flush=True)
             try:
-                problem = run_async(warm_up(system, {c.route for c in mine}))
+                problem = run_async(warm_up(system, {c.route for c in mine}, upstream))
                 if problem:
                     notes.append(f"{name} warm-up saw errors: {problem}")
                 for case in mine:

@@ -6,10 +6,20 @@ case shared by two scenarios (the gateway's OpenAI throughput, say) is measured 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from bench.loadgen import Load
+from bench.targets import (
+    Check,
+    ads_checks,
+    face_checks,
+    request_checks,
+    slow_checks,
+    store_checks,
+    stream_checks,
+    workers_checks,
+)
 from bench.workload import Route, StreamShape
 
 SYSTEMS = (
@@ -20,12 +30,22 @@ SYSTEMS = (
     "gateway-store",
     "gateway-2w",
     "gateway-lobe",
+    "gateway-session",
     "litellm",
 )
 """In run order: each system is started once, measured on all its cases, and stopped."""
 
 PROXIES = SYSTEMS[1:]
-GATEWAYS = ("gateway", "gateway-ads", "gateway-store", "gateway-2w", "gateway-lobe")
+GATEWAYS = (
+    "gateway",
+    "gateway-ads",
+    "gateway-store",
+    "gateway-2w",
+    "gateway-lobe",
+    "gateway-session",
+)
+WORKERS_2W_CORES = "0,1"
+"""Where the `gateway-2w` system runs (both cores of a 2-core machine; see systems.py)."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +60,78 @@ class LoadSpec:
     time_limit_s: float
     measure_cpu: bool = False
     sample_rss: bool = False
+    stream: bool = True
+    """False: non-streaming requests (`"stream": false`, one JSON answer; OpenAI route only)."""
+    fresh_connections: bool = False
+    """One request per new connection (the connection storm)."""
+    pause_ms: float = 0.0
+    """A paced load: each client's mean pause between requests (see loadgen.Load.pause_s)."""
+
+    def load(self) -> Load:
+        """What the load generator runs for this pattern."""
+        return Load(
+            self.clients,
+            self.requests,
+            self.time_limit_s,
+            fresh_connections=self.fresh_connections,
+            pause_s=self.pause_ms / 1000,
+        )
+
+
+SHORT = StreamShape(2, 0)
+"""A short answer: 2 content chunks (the issue's "1-3 chunks"), no delay."""
+
+
+def _request_loads(quick: bool) -> dict[str, LoadSpec]:
+    """Short streams and non-streaming requests at 1, 10 and 64 clients; the storm."""
+    counts = {1: 20, 10: 100, 64: 128} if quick else {1: 1000, 10: 8000, 64: 10000}
+    limit = 10 if quick else 20
+    loads = {}
+    for clients, requests in counts.items():
+        loads[f"short{clients}"] = LoadSpec(
+            f"short{clients}",
+            f"{clients} client(s), {requests:,} 2-chunk streams",
+            clients,
+            requests,
+            SHORT,
+            limit,
+        )
+        loads[f"json{clients}"] = LoadSpec(
+            f"json{clients}",
+            f"{clients} client(s), {requests:,} non-streaming requests (2-chunk answers)",
+            clients,
+            requests,
+            SHORT,
+            limit,
+            stream=False,
+        )
+    loads["ttft10paced"] = LoadSpec(
+        "ttft10paced",
+        "TTFT, 10 paced clients (20-chunk streams, ~20 ms pauses: below the driver's saturation)",
+        10,
+        60 if quick else 1000,
+        StreamShape(20, 0),
+        30,
+        pause_ms=20,
+    )
+    storm = 100 if quick else 1000
+    loads["storm"] = LoadSpec(
+        "storm",
+        f"connection storm: {storm:,} new connections at once, one 20-chunk stream each",
+        storm,
+        storm,
+        StreamShape(20, 0),
+        60,
+        fresh_connections=True,
+    )
+    return loads
 
 
 def _loads(quick: bool) -> dict[str, LoadSpec]:
+    return _stream_loads(quick) | _request_loads(quick)
+
+
+def _stream_loads(quick: bool) -> dict[str, LoadSpec]:
     if quick:
         return {
             "ttft1": LoadSpec("ttft1", "TTFT, 1 client", 1, 20, StreamShape(20, 0), 10),
@@ -127,100 +216,102 @@ class Scenario:
     cases: tuple[Case, ...]
 
 
+_OPENAI: tuple[Route, ...] = ("openai",)
+_OTHERS: tuple[Route, ...] = ("anthropic", "gemini")
+_EVERY = ("direct", "nginx", "gateway", "litellm")
+_THREE = ("direct", "nginx", "gateway")
+_WITH_ADS = (*_THREE, "gateway-ads")
+_ADS = ("gateway", "gateway-ads")
+_2W = ("gateway", "gateway-2w")
+Part = tuple[str, tuple[str, ...], tuple[Route, ...]]
+"""A load, the systems it runs through, on which routes."""
+
+
+def _requests(kind: str) -> tuple[Part, ...]:
+    """A request-bound kind (``short``, ``json``) at 1, 10 and 64 clients; ads on at 10 and 64."""
+    return (
+        (f"{kind}1", _THREE, _OPENAI),
+        (f"{kind}10", _WITH_ADS, _OPENAI),
+        (f"{kind}64", _WITH_ADS, _OPENAI),
+    )
+
+
+_SCENARIOS: tuple[tuple[str, str, tuple[Part, ...]], ...] = (
+    ("ttft1", "TTFT with 1 client", (("ttft1", _EVERY, _OPENAI),)),
+    (
+        "ttft10",
+        "TTFT with 10 clients, back to back and paced",
+        (("ttft10", _EVERY, _OPENAI), ("ttft10paced", _THREE, _OPENAI)),
+    ),
+    ("throughput", "throughput and proxy CPU", (("throughput", _EVERY, _OPENAI),)),
+    ("slow", "many concurrent slow streams", (("slow", _EVERY, _OPENAI),)),
+    (
+        "routes",
+        "Anthropic and Gemini upstream routes",
+        (
+            ("ttft1", ("direct", "gateway", "litellm"), _OTHERS),
+            ("throughput", ("direct", "gateway", "litellm"), _OTHERS),
+        ),
+    ),
+    ("short", "short streams (2 chunks) at 1, 10, 64 clients", _requests("short")),
+    ("nonstream", "non-streaming requests at 1, 10, 64 clients", _requests("json")),
+    (
+        "storm",
+        "connection storm: new connections at once, one stream each",
+        (("storm", _WITH_ADS, _OPENAI),),
+    ),
+    (
+        "ads",
+        "ad filter off vs on",
+        tuple((load, _ADS, _OPENAI) for load in ("ttft1", "ttft10", "ttft10paced", "throughput")),
+    ),
+    (
+        "store",
+        "conversation storage off vs on (SQLite)",
+        (
+            ("ttft1", ("direct", "gateway", "gateway-store"), _OPENAI),
+            ("throughput", ("gateway", "gateway-store"), _OPENAI),
+        ),
+    ),
+    (
+        "workers",
+        "1 pinned worker vs 2 unpinned workers",
+        (
+            ("ttft10", _2W, _OPENAI),
+            ("throughput", ("direct", *_2W), _OPENAI),
+            ("short64", _2W, _OPENAI),
+            ("json64", _2W, _OPENAI),
+        ),
+    ),
+    (
+        "lobe",
+        "OpenAI face vs Lobe face (POST /api/chat), same gateway and upstream",
+        tuple((load, ("gateway", "gateway-lobe"), _OPENAI) for load in ("ttft1", "throughput")),
+    ),
+    (
+        "session",
+        "OpenAI face vs session face (POST /init-stream + GET /stream/{id}), same gateway",
+        tuple((load, ("gateway", "gateway-session"), _OPENAI) for load in ("ttft10", "throughput")),
+    ),
+)
+
+
 def build_scenarios(quick: bool) -> dict[str, Scenario]:
     """Every scenario, in report order, for the full or the quick bench."""
     loads = _loads(quick)
-    every = ("direct", "nginx", "gateway", "litellm")
-
-    def cases(load: str, routes: tuple[Route, ...], systems: tuple[str, ...]) -> tuple[Case, ...]:
-        return tuple(Case(loads[load], r, s) for r in routes for s in systems)
-
-    openai: tuple[Route, ...] = ("openai",)
-    others: tuple[Route, ...] = ("anthropic", "gemini")
-    found = [
-        Scenario("ttft1", "TTFT with 1 client", cases("ttft1", openai, every)),
-        Scenario("ttft10", "TTFT with 10 clients", cases("ttft10", openai, every)),
-        Scenario("throughput", "throughput and proxy CPU", cases("throughput", openai, every)),
-        Scenario("slow", "many concurrent slow streams", cases("slow", openai, every)),
-        Scenario(
-            "routes",
-            "Anthropic and Gemini upstream routes",
-            cases("ttft1", others, ("direct", "gateway", "litellm"))
-            + cases("throughput", others, ("direct", "gateway", "litellm")),
-        ),
-        Scenario(
-            "ads",
-            "ad filter off vs on",
-            cases("ttft1", openai, ("gateway", "gateway-ads"))
-            + cases("throughput", openai, ("gateway", "gateway-ads")),
-        ),
-        Scenario(
-            "store",
-            "conversation storage off vs on (SQLite)",
-            cases("ttft1", openai, ("direct", "gateway", "gateway-store"))
-            + cases("throughput", openai, ("gateway", "gateway-store")),
-        ),
-        Scenario(
-            "workers",
-            "1 pinned worker vs 2 unpinned workers",
-            cases("ttft10", openai, ("gateway", "gateway-2w"))
-            + cases("throughput", openai, ("direct", "gateway", "gateway-2w")),
-        ),
-        Scenario(
-            "lobe",
-            "OpenAI face vs Lobe face (POST /api/chat), same gateway and upstream",
-            cases("ttft1", openai, ("gateway", "gateway-lobe"))
-            + cases("throughput", openai, ("gateway", "gateway-lobe")),
-        ),
-    ]
-    return {s.name: s for s in found}
-
-
-@dataclass
-class Check:
-    """One gateway target: the measured value against its limit."""
-
-    name: str
-    value: float | None
-    limit: float | None
-    unit: str
-    passed: bool | None
-    """None when the bench could not measure it (the system or a reference was skipped)."""
-    note: str = ""
-
-    def verdict(self) -> str:
-        """PASS, FAIL or n/a."""
-        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
-
-
-def _at_most(
-    name: str, value: float | None, limit: float | None, unit: str, note: str = ""
-) -> Check:
-    if value is None or limit is None:
-        return Check(name, value, limit, unit, None, note or "not measured")
-    return Check(name, value, limit, unit, value <= limit, note)
-
-
-CPU_RESOLUTION_S = 2.0 / os.sysconf("SC_CLK_TCK")
-"""CPU time is read in clock ticks before and after a load: each reading may be one tick off."""
-MIN_CPU_S = 10 * CPU_RESOLUTION_S
-"""Below this much CPU in a load, a per-chunk figure is more than 10 % reading error: n/a."""
-
-
-def _cpu_per_1k(get: Any, key: str) -> tuple[float | None, str]:
-    """A case's CPU per 1,000 chunks, or None with a reason when too small to measure."""
-    total = get(key, "proxy_cpu_s")
-    value = get(key, "proxy_cpu_per_1k_chunks_s")
-    if value is not None and total is not None and total < MIN_CPU_S:
-        return None, (
-            f"below the measurement's resolution: {total:.3f} s of CPU in the load, read to "
-            f"±{CPU_RESOLUTION_S:.2f} s (needs ≥ {MIN_CPU_S:.1f} s; run the full bench)"
+    return {
+        name: Scenario(
+            name,
+            title,
+            tuple(
+                Case(loads[load], route, system)
+                for load, systems, routes in parts
+                for route in routes
+                for system in systems
+            ),
         )
-    return value, ""
-
-
-REFERENCE_NGINX_SLOW_TTFT_P99_S = 1.5
-"""The issue's nginx figure, used only when nginx is not installed here."""
+        for name, title, parts in _SCENARIOS
+    }
 
 
 def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
@@ -234,43 +325,13 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
             node = node[part]
         return float(node)
 
-    def added(load: str, stat: str) -> float | None:
-        gateway = get(f"{load}/openai/gateway", "result", "ttft_ms", stat)
-        direct = get(f"{load}/openai/direct", "result", "ttft_ms", stat)
-        return None if gateway is None or direct is None else gateway - direct
-
-    checks = [
-        _at_most("added TTFT p50, 1 client", added("ttft1", "p50"), 1.0, "ms"),
-        _at_most("added TTFT p99, 1 client", added("ttft1", "p99"), 3.0, "ms"),
-        _at_most("added TTFT p50, 10 clients", added("ttft10", "p50"), 3.0, "ms"),
-    ]
-    cpu_openai, why = _cpu_per_1k(get, "throughput/openai/gateway")
-    checks.append(_at_most("proxy CPU per 1,000 chunks, OpenAI route", cpu_openai, 0.05, "s", why))
-    for route in ("anthropic", "gemini"):
-        value, why = _cpu_per_1k(get, f"throughput/{route}/gateway")
-        limit = None if cpu_openai is None else 1.5 * cpu_openai
-        checks.append(
-            _at_most(
-                f"proxy CPU per 1,000 chunks, {route} route",
-                value,
-                limit,
-                "s",
-                why or "limit: 1.5x the OpenAI route's measured figure",
-            )
-        )
-    ads_off = cpu_openai
-    ads_on, why = _cpu_per_1k(get, "throughput/openai/gateway-ads")
-    checks.append(
-        _at_most(
-            "ad filter on: CPU per 1,000 chunks",
-            ads_on,
-            None if ads_off is None else 1.1 * ads_off,
-            "s",
-            why or "limit: ad filter off + 10%",
-        )
-    )
-    checks.extend(_store_checks(get))
-    checks.extend(_slow_checks(get, quick))
+    checks = stream_checks(get)
+    checks.extend(request_checks(get))
+    checks.extend(ads_checks(get))
+    checks.extend(workers_checks(get, WORKERS_2W_CORES))
+    checks.extend(face_checks(get))
+    checks.extend(store_checks(get))
+    checks.extend(slow_checks(get, quick))
     dirty = [
         key
         for key, case in cases.items()
@@ -287,54 +348,4 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
             ", ".join(dirty),
         )
     )
-    return checks
-
-
-def _store_checks(get: Any) -> list[Check]:
-    """Storage on (SQLite, `X-Conversation-Id: new`) against the same gateway with it off."""
-    ttft_off = get("ttft1/openai/gateway", "result", "ttft_ms", "p50")
-    ttft_on = get("ttft1/openai/gateway-store", "result", "ttft_ms", "p50")
-    cpu_off = get("throughput/openai/gateway", "proxy_cpu_per_1k_chunks_s")
-    cpu_on = get("throughput/openai/gateway-store", "proxy_cpu_per_1k_chunks_s")
-    return [
-        _at_most(
-            "storage on: TTFT p50, 1 client",
-            ttft_on,
-            None if ttft_off is None else ttft_off + 1.0,
-            "ms",
-            "limit: storage off + 1 ms",
-        ),
-        _at_most(
-            "storage on: CPU per 1,000 chunks",
-            cpu_on,
-            None if cpu_off is None else 1.1 * cpu_off,
-            "s",
-            "limit: storage off + 10%",
-        ),
-    ]
-
-
-def _slow_checks(get: Any, quick: bool) -> list[Check]:
-    sent = get("slow/openai/gateway", "result", "requests_sent")
-    ok = get("slow/openai/gateway", "result", "requests_ok")
-    wanted = get("slow/openai/gateway", "load", "requests")
-    complete = None if ok is None else float(ok == wanted and sent == wanted)
-    checks = [
-        _at_most(
-            "slow streams: all complete",
-            None if complete is None else 1 - complete,
-            0.0,
-            "incomplete",
-        )
-    ]
-    p99 = get("slow/openai/gateway", "result", "ttft_ms", "p99")
-    nginx = get("slow/openai/nginx", "result", "ttft_ms", "p99")
-    note = "limit: 1.5x nginx's p99 measured here"
-    if nginx is None and not quick:
-        nginx, note = REFERENCE_NGINX_SLOW_TTFT_P99_S * 1000, "limit: 1.5x the issue's nginx 1.5 s"
-    checks.append(
-        _at_most("slow streams: TTFT p99", p99, None if nginx is None else 1.5 * nginx, "ms", note)
-    )
-    rss = get("slow/openai/gateway", "proxy_peak_rss_mb")
-    checks.append(_at_most("slow streams: proxy peak RSS", rss, 150.0, "MB"))
     return checks

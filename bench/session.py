@@ -18,8 +18,8 @@ together; and `gpt-bench-c200-d2`: 2 ms apart, one event per chunk). Reported pe
   upstream chunks are the fair unit);
 - the session/OpenAI ratio, against the issue's 20 % target.
 
-Each session's callback goes to the fake upstream, which answers 404 (not retried): the callback's
-cost is part of the session's. On a shared, loaded machine the figures are noisy.
+Each session's callback goes to the fake upstream, which answers 200 like n8n's Wait node: the
+callback's cost is part of the session's. On a shared, loaded machine the figures are noisy.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import json
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ import httptools
 import httpx
 import jwt
 
-from bench.loadgen import Load, Target, run_load
+from bench.loadgen import Load, LoadResult, Summary, Target, run_load
 from bench.procs import (
     DRIVER_CORE,
     PROXY_CORE,
@@ -48,10 +49,18 @@ from bench.procs import (
     raise_nofile_limit,
     run_async,
 )
-from bench.systems import REPO, WORK, System, _start_gateway, start_fake_upstream
+from bench.systems import (
+    REPO,
+    SESSION_SECRET,
+    WORK,
+    System,
+    _start_gateway,
+    session_env,
+    start_fake_upstream,
+)
 from bench.workload import StreamShape, expected_tokens, model_name
 
-SECRET = "bench-session-secret-" + "0" * 48
+SECRET = SESSION_SECRET
 
 
 @dataclass
@@ -63,6 +72,7 @@ class SessionLoad:
     errors: int = 0
     lost_text: int = 0
     events: int = 0
+    failures: list[str] = field(default_factory=list)
 
 
 class _EventReader:
@@ -205,9 +215,14 @@ async def _one_session(
 
 
 async def _session_load(
-    port: int, resume: str, shape: StreamShape, clients: int, streams: int
+    port: int,
+    resume: str,
+    shape: StreamShape,
+    clients: int,
+    streams: int,
+    out: SessionLoad | None = None,
 ) -> SessionLoad:
-    out = SessionLoad()
+    out = SessionLoad() if out is None else out
     model = model_name("openai", shape)
     expected = "".join(expected_tokens(shape.chunks))
     queue = iter(range(streams))
@@ -216,12 +231,62 @@ async def _session_load(
         connection = _StreamConnection(port)
         try:
             for _ in queue:
-                await _one_session(connection, resume, model, expected, out)
+                try:
+                    await _one_session(connection, resume, model, expected, out)
+                except (OSError, ValueError) as exc:  # a broken connection or reply
+                    out.errors += 1
+                    out.failures.append(f"{type(exc).__name__}: {exc}"[:120])
+                    connection.close()
         finally:
             connection.close()
 
     await asyncio.gather(*(worker() for _ in range(clients)))
     return out
+
+
+def resume_url(upstream_port: int) -> str:
+    """The sessions' callback URL: the fake upstream, which accepts it as n8n's Wait node does."""
+    return f"http://127.0.0.1:{upstream_port}/webhook-waiting/1"
+
+
+async def run_session_load(
+    port: int, upstream_port: int, shape: StreamShape, load: Load
+) -> LoadResult:
+    """``load`` as session streams, summarised like a load generator run (for ``bench.run``).
+
+    Time to first token is the time to the first event after the GET; content chunks are the
+    upstream's (the face may merge a burst into one event).
+    """
+    out = SessionLoad()
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    work = _session_load(port, resume_url(upstream_port), shape, load.clients, load.requests, out)
+    timed_out = False
+    try:
+        await asyncio.wait_for(work, load.time_limit_s + load.grace_s)
+    except TimeoutError:
+        timed_out = True
+    wall = time.perf_counter() - started
+    done = len(out.ttfe_ms)
+    errors = dict(Counter(out.failures).most_common())
+    if out.errors > len(out.failures):
+        errors["session failed (init or stream status)"] = out.errors - len(out.failures)
+    if timed_out:
+        errors["unfinished at the time limit"] = load.requests - done - out.errors
+    result = LoadResult(
+        requests_sent=load.requests if timed_out else done + out.errors,
+        requests_ok=done,
+        errors=errors,
+        lost_text_streams=out.lost_text,
+        content_chunks=done * shape.chunks,
+        expected_chunks_per_stream=shape.chunks,
+        wall_s=wall,
+        chunks_per_s=done * shape.chunks / wall,
+        requests_per_s=done / wall,
+        loadgen_cpu_s=time.process_time() - cpu_before,
+        ttft_ms=Summary.of(out.ttfe_ms),
+    )
+    return result
 
 
 def _cpu(system: System) -> float:
@@ -264,12 +329,7 @@ async def _measure(
 
 
 def _start(name: str, upstream_port: int, log_dir: Path, extra: dict[str, str]) -> System:
-    env = {
-        "JWT_SECRET": SECRET,
-        "N8N_ALLOWED_ORIGINS": f"http://127.0.0.1:{upstream_port}",
-        "N8N_PRIVATE_HOSTS": "127.0.0.1",
-        **extra,
-    }
+    env = {**session_env(upstream_port), **extra}
     return _start_gateway(
         name, upstream_port, log_dir, workers=1, ad_rate="0", cores=PROXY_CORE, extra_env=env
     )
@@ -314,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = WORK / "session"
     log_dir.mkdir(parents=True, exist_ok=True)
     upstream = start_fake_upstream(log_dir)
-    resume = f"http://127.0.0.1:{upstream.port}/webhook-waiting/1"
-    variants = {"memory": {}}
+    resume = resume_url(upstream.port)
+    variants: dict[str, dict[str, str]] = {"memory": {}}
     if args.redis:
         prefix = f"bench:{uuid.uuid4().hex}:"
         variants["redis"] = {"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_KEY_PREFIX": prefix}

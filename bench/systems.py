@@ -92,8 +92,25 @@ def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[
         "gateway-store": (1, "0", PROXY_CORE),
         "gateway-2w": (2, "0", f"{PROXY_CORE},{DRIVER_CORE}"),
         "gateway-lobe": (1, "0", PROXY_CORE),
+        "gateway-session": (1, "0", PROXY_CORE),
     }[name]
-    return _start_gateway(name, upstream_port, log_dir, workers=workers, ad_rate=ads, cores=cores)
+    extra = session_env(upstream_port) if name == "gateway-session" else None
+    return _start_gateway(
+        name, upstream_port, log_dir, workers=workers, ad_rate=ads, cores=cores, extra_env=extra
+    )
+
+
+SESSION_SECRET = "bench-session-secret-" + "0" * 48
+"""The JWT secret of the session face (n8n's tokens are signed with it)."""
+
+
+def session_env(upstream_port: int) -> dict[str, str]:
+    """What the session face needs: its JWT secret, and the fake upstream allowed as n8n."""
+    return {
+        "JWT_SECRET": SESSION_SECRET,
+        "N8N_ALLOWED_ORIGINS": f"http://127.0.0.1:{upstream_port}",
+        "N8N_PRIVATE_HOSTS": "127.0.0.1",
+    }
 
 
 STORE_HEADERS = (("X-Conversation-Id", "new"),)
@@ -128,6 +145,9 @@ def _start_gateway(
             "AD_INJECTION_RATE": ad_rate,
             "LOG_LEVEL": "warning",
             "DATA_DIR": str(data_dir),
+            # this checkout's gateway, whatever the venv's editable install points at (a venv
+            # shared by several worktrees would otherwise run another tree's, even mid-edit)
+            "PYTHONPATH": str(REPO / "src"),
             **(extra_env or {}),
         }
     )
@@ -263,21 +283,36 @@ def _start_litellm(upstream_port: int, log_dir: Path, models: Iterable[str]) -> 
     return System("litellm", port, proc, PROXY_CORE, False, notes=notes, api_key=master_key)
 
 
-def route_format(system: System, route: Route) -> Format:
+def route_format(system: System, route: Route, stream: bool = True) -> Format:
     """The format clients speak to ``system`` on ``route``."""
+    if not stream:
+        return "openai-json"  # non-streaming: the OpenAI route only, direct or through a proxy
     if system.name == "gateway-lobe":
         return "lobe"  # the same gateway, asked through Lobe's face
     return route if system.speaks_native else "openai"
 
 
-def target_for(system: System, route: Route, shape: StreamShape) -> Target:
-    """What the load generator sends to ``system`` for streams of ``shape`` on ``route``."""
+def target_for(
+    system: System,
+    route: Route,
+    shape: StreamShape,
+    *,
+    stream: bool = True,
+    close: bool = False,
+) -> Target:
+    """What the load generator sends to ``system`` for answers of ``shape`` on ``route``.
+
+    ``stream=False`` asks for one JSON answer; ``close`` adds `Connection: close`.
+    """
+    headers: tuple[tuple[str, str], ...] = STORE_HEADERS if system.name == "gateway-store" else ()
+    if close:
+        headers += (("Connection", "close"),)
     return Target(
         port=system.port,
-        fmt=route_format(system, route),
+        fmt=route_format(system, route, stream),
         model=model_name(route, shape),
         expected=tuple(expected_tokens(shape.chunks)),
         api_key=system.api_key,
         strict_chunks=system.name != "gateway-ads",  # the ad filter adds chunks of its own
-        headers=STORE_HEADERS if system.name == "gateway-store" else (),
+        headers=headers,
     )

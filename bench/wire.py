@@ -17,7 +17,8 @@ import orjson
 
 from bench.workload import PROMPT
 
-Format = Literal["openai", "anthropic", "gemini", "lobe"]
+Format = Literal["openai", "openai-json", "anthropic", "gemini", "lobe"]
+"""``openai-json`` is a non-streaming OpenAI request (``"stream": false``, one JSON answer)."""
 
 
 def build_request(
@@ -36,6 +37,10 @@ def build_request(
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+    elif fmt == "openai-json":
+        path = "/v1/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}"}
+        body = {"model": model, "messages": messages, "stream": False}
     elif fmt == "lobe":
         path = "/api/chat"
         headers = {"Authorization": f"Bearer {api_key}"}
@@ -52,7 +57,7 @@ def build_request(
     head = [
         f"POST {path} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
-        "Accept: text/event-stream",
+        "Accept: application/json" if fmt == "openai-json" else "Accept: text/event-stream",
         "Content-Type: application/json",
         f"Content-Length: {len(payload)}",
     ]
@@ -144,16 +149,35 @@ def _read_lobe(stats: StreamStats, event: bytes) -> None:
         stats.error = f"error event: {data.decode(errors='replace')}"
 
 
+def _read_completion(stats: StreamStats, body: bytes) -> None:
+    """A whole non-streamed ``chat.completion``: its text counts as content when it is complete
+    (so "time to first token" is the time to the full response), crediting the upstream chunks
+    it holds (each is " tok<n>") as the Lobe reader does."""
+    completion = orjson.loads(body)
+    if completion.get("error") or completion.get("object") != "chat.completion":
+        stats.error = f"not a chat.completion: {body[:120].decode(errors='replace')}"
+        return
+    choice = completion["choices"][0]
+    text = choice["message"].get("content") or ""
+    if text:
+        stats.content(text, chunks=max(1, text.count(" tok")))
+    stats.finished = bool(choice.get("finish_reason"))
+
+
 READERS: dict[Format, EventReader] = {
     "openai": _read_openai,
+    "openai-json": _read_completion,
     "anthropic": _read_anthropic,
     "gemini": _read_gemini,
     "lobe": _read_lobe,
 }
 _WHOLE_EVENT: set[Format] = {"lobe"}
 """Formats whose reader gets the whole event, not just its `data:` lines."""
+_WHOLE_BODY: set[Format] = {"openai-json"}
+"""Formats whose reader gets the whole response body, once, when it has all arrived."""
 _END_MARKER = {
     "openai": "data: [DONE]",
+    "openai-json": "finish_reason",
     "anthropic": "message_stop",
     "gemini": "finishReason",
     "lobe": "event: stop",
@@ -275,6 +299,8 @@ class Exchange:
             return
         sse = self._sse
         sse += data
+        if self.fmt in _WHOLE_BODY:
+            return  # read at the end, whole
         if b"\r" in sse:
             # CRLF framing (Gemini); a lone trailing CR waits for its LF in the next read
             sse[:] = sse.replace(b"\r\n", b"\n")
@@ -305,7 +331,12 @@ class Exchange:
         if error is None and self._status != 200:
             body = bytes(self._error_body[:200]).decode(errors="replace")
             error = f"HTTP {self._status}: {body}"
-        if error is None and self._sse.strip():
+        if error is None and self.fmt in _WHOLE_BODY:
+            try:
+                self.reader(stats, bytes(self._sse))
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                error = f"unparseable response: {type(exc).__name__}: {exc}"
+        elif error is None and self._sse.strip():
             self._event(bytes(self._sse).strip())  # a final event may lack its blank line
         if error is None and stats.error is None and not stats.finished:
             error = f"stream ended without {_END_MARKER[self.fmt]}"

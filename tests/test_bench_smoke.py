@@ -65,6 +65,21 @@ def test_openai_sdk_parses_fake_stream(fake_upstream: str) -> None:
     assert usage is not None and usage.completion_tokens == CHUNKS
 
 
+def test_openai_sdk_parses_fake_completion(fake_upstream: str) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{fake_upstream}/v1", api_key="bench", max_retries=0)
+    completion = client.chat.completions.create(
+        model=f"gpt-bench-c{CHUNKS}-d0",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=False,
+    )
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == EXPECTED
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.completion_tokens == CHUNKS
+
+
 def test_anthropic_sdk_parses_fake_stream(fake_upstream: str) -> None:
     import anthropic
 
@@ -173,7 +188,33 @@ def test_quick_bench_gateway_cases_are_clean(quick_run: dict[str, Any]) -> None:
     if "gateway" in quick_run["skipped"]:
         pytest.skip(f"echo_stream could not start: {quick_run['skipped']['gateway']}")
     _assert_clean(
-        quick_run, _cases_of(quick_run, ("gateway", "gateway-ads", "gateway-2w", "gateway-lobe"))
+        quick_run,
+        _cases_of(
+            quick_run, ("gateway", "gateway-ads", "gateway-2w", "gateway-lobe", "gateway-session")
+        ),
     )
     no_loss = next(c for c in quick_run["checks"] if c["name"].startswith("no error"))
     assert no_loss["verdict"] == "PASS"
+
+
+NEW_SCENARIOS = ("short", "nonstream", "storm", "session")
+"""Issue 13's request-bound scenarios and the session face."""
+
+
+def test_quick_bench_reports_every_new_scenario(quick_run: dict[str, Any]) -> None:
+    if "gateway" in quick_run["skipped"]:
+        pytest.skip(f"echo_stream could not start: {quick_run['skipped']['gateway']}")
+    for name in NEW_SCENARIOS:
+        keys = quick_run["scenarios"].get(name)
+        assert keys, f"scenario {name} missing:\n{quick_run['_output']}"
+        _assert_clean(quick_run, keys)
+    checks = {c["name"] for c in quick_run["checks"]}
+    for name in (
+        "short-request rps per core vs nginx, short10",
+        "storm: first-token p99",
+        "ads on: storm first-token p99",
+        "2 workers vs 1: short-request rps, short64",
+        "session face: first event p50, 10 clients",
+        "Lobe face: CPU per 1,000 chunks",
+    ):
+        assert name in checks, name
