@@ -145,3 +145,10 @@ async def test_an_event_the_encoder_does_not_know_is_skipped() -> None:
     chunks = decode(b"".join(writes))
     assert chunks[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
     assert len(chunks) == 4  # role, "a", finish, usage
+
+
+def test_a_text_chunk_is_byte_for_byte_the_general_encoding() -> None:
+    writer = ChunkWriter("chatcmpl-1", 1700000000, "gpt-x")
+    for text in ("Hi", ' "quoted" \\ and \n', "é日本\u2028", "</script>"):
+        for choice in (0, 2):
+            assert writer.content(choice, text) == writer.delta(choice, {"content": text})

@@ -151,6 +151,18 @@ class _Reader:
         self.finished: set[int] = set()
 
     def feed(self, payload: Any) -> list[AnswerEvent]:
+        # Most chunks carry one choice's next piece of text and nothing else: read that shape
+        # straight off, and anything else the general way.
+        if type(payload) is dict and payload.get("usage") is None and not payload.get("error"):
+            choices = payload.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                delta = choice.get("delta") if type(choice) is dict else None
+                if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
+                    content, index = delta.get("content"), choice.get("index", 0)
+                    if type(content) is str and content and type(index) is int and index == 0:
+                        self.started.add(0)
+                        return [TextDelta(content)]
         events = parse_chunk(payload)
         for event in events:
             if isinstance(event, Finish):

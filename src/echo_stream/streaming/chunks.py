@@ -34,6 +34,8 @@ from echo_stream.events import (
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+_CONTENT_0 = b'[{"index":0,"delta":{"content":'
+_CONTENT_0_END = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 def usage_object(usage: Usage) -> dict[str, Any]:
@@ -73,6 +75,13 @@ class ChunkWriter:
             )
         )
 
+    def content(self, choice: int, text: str) -> bytes:
+        """A chunk carrying the next piece of `choice`'s text: nearly every chunk, so its bytes
+        are joined around the encoded text rather than built from a dict."""
+        if choice != 0:
+            return self.delta(choice, {"content": text})
+        return b"".join((self._head, _CONTENT_0, orjson.dumps(text), _CONTENT_0_END))
+
     def delta(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         """One chunk carrying `delta` (and maybe a finish reason) for `choice`."""
         body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -99,7 +108,7 @@ async def encode_chunks(
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta):
-                    out = writer.delta(event.choice, {"content": event.text})
+                    out = writer.content(event.choice, event.text)
                 elif isinstance(event, Flush):
                     if pending:
                         sent = True

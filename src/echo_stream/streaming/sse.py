@@ -47,6 +47,28 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume `chunk`; return the events completed by it, in order."""
+        if not self._pending and not self._data and self._event is None and b"\r" not in chunk:
+            events = self._data_only(chunk)
+            if events is not None:
+                return events
+        return self._feed(chunk)
+
+    def _data_only(self, chunk: bytes) -> list[SSEEvent] | None:
+        """The events of a read made only of whole `data: ...` events (OpenAI's streams, read
+        at event boundaries), found by one split; None for anything else."""
+        blocks = chunk.split(b"\n\n")
+        if blocks[-1]:
+            return None  # an unfinished event at the end
+        del blocks[-1]
+        limit = self._limit
+        events: list[SSEEvent] = []
+        for block in blocks:
+            if not block.startswith(b"data: ") or b"\n" in block or len(block) > limit:
+                return None
+            events.append((None, block[6:]))
+        return events
+
+    def _feed(self, chunk: bytes) -> list[SSEEvent]:
         lines = chunk.split(b"\n")
         tail = lines.pop()  # the unfinished last line (empty when `chunk` ends with a newline)
         if self._pending:
