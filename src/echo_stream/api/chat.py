@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from fastapi import APIRouter, Request
@@ -11,6 +10,7 @@ from starlette.responses import Response
 from echo_stream.api.edge import lazy_base_url, parse_chat_request, read_body, require_key
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
+from echo_stream.ids import hex_id
 from echo_stream.state import AppState
 from echo_stream.streaming.chunks import ChunkWriter, encode_chunks
 from echo_stream.streaming.collect import collect_completion
@@ -27,7 +27,7 @@ async def chat_completions(request: Request) -> Response:
     chat = parse_chat_request(await read_body(request, state.settings.max_request_bytes))
     run = run_chat(state, chat, client_key=client_key, base_url=lazy_base_url(request))
     events, headers = await record_if_asked(state, request, chat, run, client_key)
-    completion_id = "chatcmpl-" + secrets.token_urlsafe(18)
+    completion_id = hex_id("chatcmpl-", 29)
     created = int(time.time())
     if chat.stream:
         writer = ChunkWriter(completion_id, created, chat.model)

@@ -5,7 +5,7 @@ calling the app, so every task the request starts (the streaming work, the ad ch
 same object. Lower layers fill their part through `current_record()` without knowing about
 logging or metrics: the pipeline notes model, provider, tokens and the finish; the ad engine its
 decision; the retry loop its retries; `EchoError.body()` reads the request id. This module
-imports only the standard library so every layer may use it.
+imports only the standard library (and `ids`, which does too) so every layer may use it.
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import secrets
 import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+
+from echo_stream.ids import hex_id
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def new_request_id() -> str:
     """A fresh request id (`req_` and 24 hex digits, like OpenAI's)."""
-    return "req_" + secrets.token_hex(12)
+    return hex_id("req_")
 
 
 @functools.lru_cache(maxsize=256)

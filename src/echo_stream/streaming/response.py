@@ -65,32 +65,69 @@ async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> bo
     return True
 
 
+WATCH_AFTER_S = 0.05
+"""How long a response runs before a task starts watching for the client leaving."""
+
+
+class _DisconnectWatch:
+    """Cancels `task` when the client leaves, watching only once the response has run for
+    `WATCH_AFTER_S`: most short answers are over by then and never pay for a watcher task;
+    a client that leaves sooner is noticed at that point."""
+
+    __slots__ = ("_receive", "_task", "_timer", "_watcher")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._task = task
+        self._watcher: asyncio.Task[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_S, self._start
+        )
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(_cancel_on_disconnect(self._receive, self._task))
+
+    def stop(self) -> None:
+        """Stop watching."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    def cancelled_task(self) -> bool:
+        """Whether the client left and this watch cancelled the task."""
+        watcher = self._watcher
+        return (
+            watcher is not None
+            and watcher.done()
+            and not watcher.cancelled()
+            and watcher.exception() is None
+        )
+
+
 async def run_until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
     """Run `work`, cancelling it if the client disconnects first; True if it ran to the end.
 
-    `work` runs in the caller's own task, watched by one small task on `receive()`: a task
-    of its own plus `asyncio.wait` would cost more than most of a short request.
+    `work` runs in the caller's own task (a task of its own plus `asyncio.wait` would cost
+    more than most of a short request), watched as `_DisconnectWatch` says.
     """
     task = asyncio.current_task()
     assert task is not None
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+    watch = _DisconnectWatch(receive, task)
     try:
         await work
     except asyncio.CancelledError:
-        if not _cancelled_by(watcher):
+        if not watch.cancelled_task():
             raise  # cancelled from outside (shutdown), not by the client leaving
         task.uncancel()
         return False
     finally:
-        watcher.cancel()
-    if _cancelled_by(watcher):  # the client left as `work` ended, and `work` swallowed it
+        watch.stop()
+    if watch.cancelled_task():  # the client left as `work` ended, and `work` swallowed it
         task.uncancel()
         return False
     return True
-
-
-def _cancelled_by(watcher: asyncio.Task[bool]) -> bool:
-    return watcher.done() and not watcher.cancelled() and watcher.exception() is None
 
 
 class EventStreamResponse(Response):
