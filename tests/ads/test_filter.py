@@ -94,10 +94,10 @@ def test_ad_goes_at_first_safe_point_after_min_length() -> None:
     assert source.outcome == ("placed", 1)
 
 
-def test_the_choice_starts_after_half_the_minimum_has_gone_out() -> None:
+def test_the_choice_starts_after_three_quarters_of_the_minimum_have_gone_out() -> None:
     source = Source()
     run(["0123456789"] * 10, source, min_chars=60)
-    assert source.started_after == 3  # 30 characters out: the first token never waits for it
+    assert source.started_after == 5  # 45 characters out: the first token never waits for it
 
 
 def test_an_answer_too_short_for_an_ad_costs_no_choice() -> None:

@@ -13,6 +13,7 @@ Impressions are counted when the response completes; bookkeeping runs in the bac
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -50,12 +51,17 @@ _END_WAIT_S = 0.25
 _QUERY_CHARS = 4000
 
 
+@functools.lru_cache(maxsize=256)
+def _key_hash(client_key: str) -> str:
+    return hashlib.sha256(client_key.encode()).hexdigest()[:24]
+
+
 def user_key(request: ChatCompletionRequest, client_key: str | None) -> str:
     """Who frequency caps count for: the `user` field, else a hash of the client key."""
     if request.user:
         return "u:" + request.user
     if client_key:
-        return "k:" + hashlib.sha256(client_key.encode()).hexdigest()[:24]
+        return "k:" + _key_hash(client_key)
     return "anonymous"
 
 

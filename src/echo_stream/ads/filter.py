@@ -63,13 +63,15 @@ async def splice_ads(
 ) -> EventStream:
     """Pass `events` through, adding up to `max_ads` ad blocks to choice 0's text.
 
-    The ad is chosen only once the answer has half the characters it needs before an ad, and
+    The ad is chosen only once the answer has 3/4 of the characters it needs before an ad, and
     after the text that got it there has gone out: choosing never delays a first token, and an
-    answer too short for an ad costs no choice.
+    answer too short for an ad costs no choice. Likewise the text before `min_chars` (where no
+    ad may go) is scanned in one piece when the answer reaches it, not token by token.
     """
     scanner = PlacementScanner(min_chars)
-    choose_at = max(1, min_chars // 2)
+    choose_at = max(1, min_chars * 3 // 4)
     choosing = False
+    unscanned: list[str] = []  # choice 0's text so far, while it is shorter than `min_chars`
     progress = _Progress()
     outcome = "incomplete"
     scanning = max_ads > 0
@@ -85,6 +87,13 @@ async def splice_ads(
                     text = event.text
                     start = seen
                     seen += len(text)
+                    if seen < min_chars:
+                        unscanned.append(text)
+                        yield event
+                        continue
+                    if unscanned:  # no point can be in it: scanned only for the context
+                        scanner.feed("".join(unscanned))
+                        unscanned.clear()
                     if scanning and (points := scanner.feed(text)) and inline:
                         for part in _splice(text, start, points, source, progress, min_chars):
                             yield part
