@@ -108,6 +108,7 @@ def test_start_prints_banner_and_open_network_warning(
     import uvicorn
 
     from echo_stream.__main__ import main
+    from echo_stream.http_protocol import CoalescingHttpToolsProtocol
 
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
@@ -128,6 +129,7 @@ def test_start_prints_banner_and_open_network_warning(
     (kwargs,) = calls
     assert kwargs["host"] == "0.0.0.0" and kwargs["port"] == 8765
     assert kwargs["timeout_graceful_shutdown"] == 30 and kwargs["access_log"] is False
+    assert kwargs["http"] is CoalescingHttpToolsProtocol  # heads leave with their first bytes
 
 
 def test_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

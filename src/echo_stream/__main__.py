@@ -14,6 +14,7 @@ from echo_stream import cli
 from echo_stream.ads.inventory import InventoryError
 from echo_stream.app import build_state, create_app
 from echo_stream.config_file import ConfigError
+from echo_stream.http_protocol import CoalescingHttpToolsProtocol
 from echo_stream.ops.logs import log_config
 from echo_stream.settings import Settings
 
@@ -62,7 +63,7 @@ def _run(settings: Settings, *, check: bool) -> None:
         log_config=logging_config,
         access_log=False,  # the one line per request replaces uvicorn's access line
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
 

@@ -1,0 +1,64 @@
+"""uvicorn's httptools protocol, sending each response's head together with its first body bytes.
+
+uvicorn writes a response's status line and headers as soon as the app sends
+`http.response.start`, then each body message as another write: two system calls, and two
+packets, before the client has its first byte of a stream. Here the head is held until the first
+body bytes are written, and leaves with them in one write; if the app sends no body within the
+same turn of the event loop, the head goes out alone at the end of that turn, so nothing ever
+waits for the body. Everything else is uvicorn's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class _HeldHead:
+    """A transport whose first write (the head) is held until the next write or the loop turns."""
+
+    __slots__ = ("_held", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started:
+            self._started = True
+            self._held = data
+            self._loop.call_soon(self._flush)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """The protocol uvicorn serves with (`__main__`); see the module docstring."""
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeldHead(self.transport, self.loop)  # type: ignore[assignment]

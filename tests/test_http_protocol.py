@@ -1,0 +1,86 @@
+"""The server protocol: a response's head leaves with its first body bytes (`http_protocol`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from echo_stream.http_protocol import CoalescingHttpToolsProtocol
+
+
+class Transport:
+    """Records what the protocol writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _start(app: Any, request: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") -> Transport:
+    """A connection to the protocol (inside a running loop) that has sent `request`."""
+    config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", log_level="error")
+    config.load()
+    protocol = CoalescingHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(request)
+    return transport
+
+
+def test_the_head_and_the_first_body_bytes_are_one_write() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": False})
+
+    async def main() -> list[bytes]:
+        transport = _start(app)
+        await asyncio.sleep(0.05)
+        return transport.writes
+
+    first, second = asyncio.run(main())
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert first.endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
+    assert second == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def test_a_head_whose_body_is_slow_goes_out_alone_at_once() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.sleep(0.2)  # e.g. an SSE response with nothing to say yet
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        transport = _start(app)
+        await asyncio.sleep(0.05)
+        early = list(transport.writes)
+        await asyncio.sleep(0.3)
+        return early, transport.writes
+
+    early, writes = asyncio.run(main())
+    assert len(early) == 1  # the head, without waiting for the body
+    assert early[0].startswith(b"HTTP/1.1 200 OK") and early[0].endswith(b"\r\n\r\n")
+    assert writes[1:] == [b"4\r\nlate\r\n0\r\n\r\n"]
