@@ -239,6 +239,22 @@ def workers_checks(get: Get, cores_2w: str) -> list[Check]:
                 f"and fake upstream share core {DRIVER_CORE} with one of them; ratio reported only"
             )
         checks.append(check)
+        # What the machine does allow: whether a second worker keeps each core as productive.
+        # Linear scaling with cores needs just that (workers share nothing but the kernel's
+        # accept queue), so requests per CPU-second of 2 workers against 1 is the measurable part.
+        efficiency = _ratio(
+            get(f"{load}/openai/gateway-2w", "proxy_requests_per_cpu_s"),
+            get(f"{load}/openai/gateway", "proxy_requests_per_cpu_s"),
+        )
+        checks.append(
+            at_least(
+                f"2 workers vs 1: requests per CPU-second, {load}",
+                efficiency,
+                0.9,
+                "x 1 worker",
+                "per-core efficiency kept: throughput then scales with the cores given",
+            )
+        )
     return checks
 
 
