@@ -14,68 +14,36 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from echo_stream.sessions.feed import Feed, follow
 from echo_stream.sessions.models import LogEntry
 from echo_stream.sessions.redis_store import RedisSessionStore
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 @dataclass(slots=True)
-class LiveLog:
+class LiveLog(Feed):
     """The entries written so far, and the viewers waiting for the next one."""
 
-    entries: list[LogEntry] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
-    closed: bool = False
-    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def add(self, entry: LogEntry) -> None:
         """Record an entry the store accepted, and wake the viewers."""
         self.positions[entry.id] = len(self.entries)
         self.entries.append(entry)
-        self._wake()
+        if self.waiters:
+            self.wake()
 
     def close(self) -> None:
         """No more entries will come (the end was written, or the session was lost)."""
         self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            _resolve(waiter)
-        self._waiters.clear()
+        self.wake()
 
     def knows(self, after: str | None) -> bool:
         """Whether a viewer that saw `after` can be served from here."""
         return after is None or after in self.positions
 
-    async def follow(
-        self, after: str | None, keepalive: float
-    ) -> AsyncGenerator[LogEntry | None, None]:
+    def follow(self, after: str | None, keepalive: float) -> AsyncGenerator[LogEntry | None, None]:
         """Entries after `after` as they come; None after `keepalive` idle seconds."""
-        position = 0 if after is None else self.positions[after] + 1
-        loop = asyncio.get_running_loop()
-        while True:
-            while position < len(self.entries):
-                entry = self.entries[position]
-                position += 1
-                yield entry
-                if entry.end is not None:
-                    return
-            if self.closed:
-                return
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            timer = loop.call_later(keepalive, _resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-            if position == len(self.entries) and not self.closed:
-                yield None
+        return follow(self, 0 if after is None else self.positions[after] + 1, keepalive)
 
 
 class BatchingWriter:

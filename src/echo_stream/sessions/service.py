@@ -172,15 +172,19 @@ class SessionService:
             self._spawn(self._generate(view.session, starter))
         return self.follow(session_id, last_event_id)
 
-    async def follow(
-        self, session_id: str, after: str | None
-    ) -> AsyncGenerator[LogEntry | None, None]:
+    def follow(self, session_id: str, after: str | None) -> AsyncGenerator[LogEntry | None, None]:
         """The log's entries after `after` as they come; None when idle for `keepalive` s."""
         live = self._live.get(session_id)
         if live is not None and live.knows(after):
-            async for item in live.follow(after, self.keepalive):
-                yield item
-            return
+            return live.follow(after, self.keepalive)
+        if isinstance(self.store, MemorySessionStore):
+            return self.store.follow(session_id, after, self.keepalive)
+        return self._read(session_id, after)
+
+    async def _read(
+        self, session_id: str, after: str | None
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """`follow` from the store (a session generating in another process, or done)."""
         while True:
             entries = await self.store.read(session_id, after, self.keepalive)
             if not entries:
