@@ -53,6 +53,10 @@ class SessionStore(Protocol):
         """Release connections."""
 
 
+_SWEEP_INTERVAL = 1.0
+"""Seconds between two sweeps of expired records (each record also expires when looked up)."""
+
+
 @dataclass(slots=True)
 class _Record:
     session: Session
@@ -69,6 +73,7 @@ class MemorySessionStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._records: dict[str, _Record] = {}
         self._clock = clock
+        self._next_sweep = 0.0
 
     def _live(self, session_id: str) -> _Record | None:
         record = self._records.get(session_id)
@@ -80,7 +85,12 @@ class MemorySessionStore:
         return record
 
     def _sweep(self) -> None:
+        # At most once a second: a walk over every record on each create would cost more
+        # than the rest of `/init-stream`'s storage under load.
         now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_INTERVAL
         for session_id in [k for k, r in self._records.items() if r.expires_at <= now]:
             self._live(session_id)
 
