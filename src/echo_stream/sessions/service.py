@@ -12,7 +12,6 @@ nobody attaches to within `STREAM_SESSION_TTL` is cancelled: the process that cr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -282,10 +281,9 @@ class SessionService:
         where: tuple[str, str],
         writer: LogWriter,
     ) -> None:
-        with contextlib.suppress(KeyError):
-            await writer.finish(session.id, {"status": status, "error": error}, self.ttl)
-        if not await self.store.claim(session.id, "callback", "claimed", self.ttl):
-            return
+        end = {"status": status, "error": error}
+        if not await writer.conclude(session.id, end, self.ttl):
+            return  # gone, or another process calls back
         input_tokens, output_tokens, estimated = answer.token_counts(session.prompt)
         payload = {
             "userId": session.user_id,

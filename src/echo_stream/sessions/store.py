@@ -10,6 +10,7 @@ cuts it back to one TTL, so late reconnects still find the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ class SessionStore(Protocol):
 
     async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
         """Add the last entry (the outcome), mark the session finished, keep it `ttl` s more."""
+
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """`finish`, then `claim` the callback: True when this caller is to send it."""
 
     async def read(self, session_id: str, after: str | None, wait: float) -> list[LogEntry]:
         """Entries after event id `after` (all when None), waiting up to `wait` s for one."""
@@ -144,6 +148,12 @@ class MemorySessionStore:
         record.finished = True
         record.expires_at = self._clock() + ttl
         return record.feed.entries[-1].id
+
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """`finish`, then `claim` the callback: True when this caller is to send it."""
+        with contextlib.suppress(KeyError):
+            await self.finish(session_id, end, ttl)
+        return await self.claim(session_id, "callback", "claimed", ttl)
 
     async def read(self, session_id: str, after: str | None, wait: float) -> list[LogEntry]:
         """Entries after event id `after` (all when None), waiting up to `wait` s for one."""
