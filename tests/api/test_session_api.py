@@ -91,6 +91,9 @@ def test_init_answers_a_stream_url_and_the_answer_streams_then_calls_back() -> N
         assert read.headers["cache-control"] == "no-cache"
         assert read.headers["x-accel-buffering"] == "no"
         assert read.headers["referrer-policy"] == "no-referrer"
+        # Added by the response itself (no observer wrapper on the stream's writes): once.
+        assert read.headers["x-request-id"].startswith("req_")
+        assert "," not in read.headers["x-request-id"]
         assert read.events[-1].data == "[DONE]"
         ids = [e.id for e in read.events]
         assert len(set(ids)) == len(ids)
@@ -108,7 +111,10 @@ def test_init_answers_a_stream_url_and_the_answer_streams_then_calls_back() -> N
         assert payload["model"] == "echo-mock" and payload["provider"] == "mock"
         assert payload["streamId"] in url
         # After the end: 204 stops EventSource from reconnecting.
-        assert read_stream(url).status == 204
+        finished = read_stream(url)
+        assert finished.status == 204
+        assert finished.headers["referrer-policy"] == "no-referrer"
+        assert finished.headers["x-request-id"].startswith("req_")
         assert read_stream(url, last_event_id=read.last_event_id).status == 204
         time.sleep(0.3)
         assert len(gw.n8n.requests) == 1
@@ -233,6 +239,20 @@ def test_a_session_nobody_attaches_to_is_cancelled_at_its_ttl() -> None:
         assert payload["status"] == "expired"
         assert payload["answer"] == "" and payload["output_tokens"] == 0
         assert read_stream(url).status == 204  # ended: the browser stops
+
+
+def test_only_the_sessions_nobody_attached_to_expire() -> None:
+    with gateway(stream_session_ttl=1) as gw:
+        watched, left, also_watched = gw.stream_url(), gw.stream_url(), gw.stream_url()
+        assert read_stream(watched).status == 200
+        assert read_stream(also_watched).status == 200
+        calls = gw.n8n.wait_for(3)
+        outcomes = {call["json"]["streamId"]: call["json"]["status"] for call in calls}
+        stream_id = {url: url.split("/stream/")[1].split("?")[0] for url in (watched, left)}
+        assert outcomes[stream_id[left]] == "expired"
+        assert outcomes[stream_id[watched]] == "complete"
+        assert sorted(outcomes.values()) == ["complete", "complete", "expired"]
+        assert gw.state.sessions._expiry == {}
 
 
 def test_a_failed_generation_still_calls_back_with_its_status() -> None:

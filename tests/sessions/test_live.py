@@ -83,3 +83,31 @@ async def test_the_batching_writer_reports_a_lost_session(redis_prefix: str) -> 
             await writer.append("gone", "b")
     finally:
         await store.aclose()
+
+
+@pytest.mark.redis
+async def test_conclude_writes_the_pending_batch_and_the_end_and_claims_the_callback_once(
+    redis_prefix: str,
+) -> None:
+    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
+    try:
+        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
+        await store.create(session, 30)
+        assert await store.claim("s", "start", "run", 60)
+        live = LiveLog()
+        writer = BatchingWriter(store, live, linger=30)  # the batch would linger for long
+        for text in ("a", "b"):
+            await writer.append("s", text)
+        assert await writer.conclude("s", {"status": "complete"}, 30)  # at once, not in 30 s
+        stored = await store.read("s", None, 0)
+        assert [(e.id, e.text, e.end) for e in stored] == [
+            ("0-1", "a", None),
+            ("0-2", "b", None),
+            ("0-3", "", {"status": "complete"}),
+        ]
+        assert live.entries[-1].end == {"status": "complete"}
+        assert not await store.conclude("s", {"status": "complete"}, 30)  # claimed once only
+        assert not await store.claim("s", "callback", "claimed", 30)
+        assert not await BatchingWriter(store, LiveLog()).conclude("gone", {}, 30)
+    finally:
+        await store.aclose()

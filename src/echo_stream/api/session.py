@@ -13,11 +13,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from echo_stream.api.edge import json_object, read_body, validate
+from echo_stream.ads.links import BaseUrl
+from echo_stream.api.edge import json_object, lazy_base_url, read_body, validate
 from echo_stream.api.run import run_chat
 from echo_stream.errors import InvalidRequest
 from echo_stream.events import EventStream
 from echo_stream.faces.session import encode_session
+from echo_stream.ops.record import response_started
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage, StreamOptions
 from echo_stream.sessions.models import Session
 from echo_stream.sessions.service import Starter
@@ -87,7 +89,19 @@ async def init_stream(request: Request) -> Response:
     return JSONResponse({"ok": True, "streamUrl": url}, headers={"cache-control": "no-store"})
 
 
-def _starter(state: AppState, base_url: str) -> Starter:
+def is_stream_request(method: str, path: str) -> bool:
+    """Whether this is a `GET /stream/{id}` that `api.fastpath` serves: its responses add the
+    request's headers themselves (`ops.record.response_started`), so `api.observe` need not
+    wrap each of its writes."""
+    return (
+        method == "GET"
+        and path.startswith(STREAM_PREFIX)
+        and len(path) > len(STREAM_PREFIX)
+        and "/" not in path[len(STREAM_PREFIX) :]
+    )
+
+
+def _starter(state: AppState, base_url: BaseUrl) -> Starter:
     def start(session: Session) -> tuple[str, str, EventStream]:
         chat = ChatCompletionRequest(
             model=session.model,
@@ -111,9 +125,12 @@ async def stream(request: Request, session_id: str) -> Response:
         session_id,
         request.query_params.get("access_token"),
         request.headers.get("last-event-id"),
-        _starter(state, str(request.base_url)),
+        _starter(state, lazy_base_url(request)),
     )
     if entries is None:
         # Finished: 204 tells EventSource to stop reconnecting.
-        return Response(status_code=204, headers={"referrer-policy": "no-referrer"})
+        headers = [(b"referrer-policy", b"no-referrer"), *response_started(204)]
+        response = Response(status_code=204)
+        response.raw_headers = headers
+        return response
     return EventStreamResponse(encode_session(entries), headers=_STREAM_HEADERS)

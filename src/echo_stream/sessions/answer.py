@@ -20,8 +20,9 @@ class LogWriter(Protocol):
     async def append(self, session_id: str, text: str) -> str:
         """Add a piece of text; returns its event id."""
 
-    async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
-        """Add the end; returns its event id."""
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """Add the end (keeping the session `ttl` s more), then claim the callback: True when
+        this caller is to send it (the session is still there and nobody claimed it before)."""
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,68 +14,36 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from echo_stream.sessions.feed import Feed, follow
 from echo_stream.sessions.models import LogEntry
 from echo_stream.sessions.redis_store import RedisSessionStore
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 @dataclass(slots=True)
-class LiveLog:
+class LiveLog(Feed):
     """The entries written so far, and the viewers waiting for the next one."""
 
-    entries: list[LogEntry] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
-    closed: bool = False
-    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def add(self, entry: LogEntry) -> None:
         """Record an entry the store accepted, and wake the viewers."""
         self.positions[entry.id] = len(self.entries)
         self.entries.append(entry)
-        self._wake()
+        if self.waiters:
+            self.wake()
 
     def close(self) -> None:
         """No more entries will come (the end was written, or the session was lost)."""
         self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            _resolve(waiter)
-        self._waiters.clear()
+        self.wake()
 
     def knows(self, after: str | None) -> bool:
         """Whether a viewer that saw `after` can be served from here."""
         return after is None or after in self.positions
 
-    async def follow(
-        self, after: str | None, keepalive: float
-    ) -> AsyncGenerator[LogEntry | None, None]:
+    def follow(self, after: str | None, keepalive: float) -> AsyncGenerator[LogEntry | None, None]:
         """Entries after `after` as they come; None after `keepalive` idle seconds."""
-        position = 0 if after is None else self.positions[after] + 1
-        loop = asyncio.get_running_loop()
-        while True:
-            while position < len(self.entries):
-                entry = self.entries[position]
-                position += 1
-                yield entry
-                if entry.end is not None:
-                    return
-            if self.closed:
-                return
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            timer = loop.call_later(keepalive, _resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-            if position == len(self.entries) and not self.closed:
-                yield None
+        return follow(self, 0 if after is None else self.positions[after] + 1, keepalive)
 
 
 class BatchingWriter:
@@ -84,8 +52,9 @@ class BatchingWriter:
     It numbers the events itself (stream ids `0-1`, `0-2`, ...: valid, increasing, and known
     before the write), feeds the live log at once, and writes to the store in batches at most
     every `linger` seconds, so a fast answer costs a few Redis calls per second rather than one
-    per event. Other processes see an event at most `linger` later; the end is written after
-    everything before it.
+    per event. Other processes see an event at most `linger` later. The end goes with what is
+    still pending, after any batch being written, in one round trip that also claims the
+    callback (`conclude`): a short answer costs one write.
     """
 
     def __init__(self, store: RedisSessionStore, live: LiveLog, linger: float = 0.05) -> None:
@@ -95,6 +64,9 @@ class BatchingWriter:
         self._count = 0
         self._pending: list[tuple[str, str]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = False
+        """The flusher is past its linger, writing a batch (it must not be cancelled then)."""
+        self._ending = False
         self._failure: KeyError | None = None
 
     def _next_id(self) -> str:
@@ -114,22 +86,45 @@ class BatchingWriter:
 
     async def _flush_later(self, session_id: str) -> None:
         await asyncio.sleep(self._linger)
-        self._flusher = None
-        await self._flush(session_id)
+        self._writing = True
+        try:
+            batch, self._pending = self._pending, []
+            if batch and self._failure is None:
+                try:
+                    await self._store.append_many(session_id, batch)
+                except KeyError as exc:
+                    self._failure = exc
+        finally:
+            self._writing = False
+            self._flusher = None
+        if self._pending and not self._ending:  # added during the write
+            self._flusher = asyncio.ensure_future(self._flush_later(session_id))
 
-    async def _flush(self, session_id: str) -> None:
-        batch, self._pending = self._pending, []
-        if batch and self._failure is None:
-            try:
-                await self._store.append_many(session_id, batch)
-            except KeyError as exc:
-                self._failure = exc
+    async def _end(
+        self, session_id: str, end: dict[str, Any], ttl: float, *, claim: bool
+    ) -> tuple[str | None, bool]:
+        self._ending = True
+        if (flusher := self._flusher) is not None:
+            if self._writing:
+                await asyncio.shield(flusher)  # order: that batch first
+            else:
+                flusher.cancel()  # still lingering: its batch goes with the end
+            self._flusher = None
+        pending, self._pending = ([] if self._failure else self._pending), []
+        entry_id, claimed = await self._store.write_end(
+            session_id, end, ttl, self._next_id(), pending, claim=claim
+        )
+        if entry_id is not None:
+            self._live.add(LogEntry(entry_id, end=end))
+        return entry_id, claimed
 
     async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
-        """Write what is pending, then the end."""
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
-        await self._flush(session_id)
-        entry_id = await self._store.finish(session_id, end, ttl, self._next_id())
-        self._live.add(LogEntry(entry_id, end=end))
+        """Write what is pending, then the end; its id."""
+        entry_id, _claimed = await self._end(session_id, end, ttl, claim=False)
+        if entry_id is None:
+            raise KeyError(session_id)
         return entry_id
+
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """Write what is pending and the end, and claim the callback, in one round trip."""
+        return (await self._end(session_id, end, ttl, claim=True))[1]

@@ -71,15 +71,26 @@ if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ttl) en
 return 1
 """
 
-# KEYS[1] hash, KEYS[2] log. ARGV end JSON, ttl ms, entry id ('*' for a new one).
-# The entry id, or false when gone.
+# KEYS[1] hash, KEYS[2] log. ARGV end JSON, ttl ms, entry id ('*' for a new one), "1" to also
+# claim the callback, then id1, text1, id2, text2...: pieces still to write before the end.
+# {the end's entry id, 1 when this call claimed the callback}, or false when gone.
 _FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+for i = 5, #ARGV, 2 do redis.call('XADD', KEYS[2], ARGV[i], 't', ARGV[i + 1]) end
 local id = redis.call('XADD', KEYS[2], ARGV[3], 'end', ARGV[1])
 redis.call('HSET', KEYS[1], 'end', id)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return id
+local claimed = 0
+if ARGV[4] == '1' then claimed = redis.call('HSETNX', KEYS[1], 'callback', 'claimed') end
+return {id, claimed}
+"""
+
+# KEYS[1] hash. ARGV data, token hash, ttl ms.
+_CREATE = """
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'token', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -100,6 +111,7 @@ class RedisSessionStore:
         self._append = client.register_script(_APPEND)
         self._append_many = client.register_script(_APPEND_MANY)
         self._finish = client.register_script(_FINISH)
+        self._create = client.register_script(_CREATE)
 
     @classmethod
     def from_url(
@@ -121,11 +133,9 @@ class RedisSessionStore:
 
     async def create(self, session: Session, ttl: float) -> None:
         """Store a new session, kept for `ttl` seconds unless claimed."""
-        key = self._keys(session.id)[0]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"data": session.dumps().decode(), "token": session.token_hash})
-            pipe.pexpire(key, _ms(ttl))
-            await pipe.execute()
+        # One script rather than a MULTI/EXEC pipeline: as atomic, a quarter cheaper here.
+        args: list[str | int] = [session.dumps().decode(), session.token_hash, _ms(ttl)]
+        await self._create(keys=[self._prefix + session.id], args=args)
 
     async def view(self, session_id: str) -> SessionView | None:
         """The session and its progress; None when unknown or expired."""
@@ -165,16 +175,36 @@ class RedisSessionStore:
         if not await self._append_many(keys=self._keys(session_id), args=args):
             raise KeyError(session_id)
 
-    async def finish(
-        self, session_id: str, end: dict[str, Any], ttl: float, entry_id: str = "*"
-    ) -> str:
+    async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
         """Add the last entry (the outcome), mark the session finished, keep it `ttl` s more."""
-        keys = self._keys(session_id)
-        args: list[str | int] = [orjson.dumps(end).decode(), _ms(ttl), entry_id]
-        entry_id = await self._finish(keys=keys, args=args)
+        entry_id, _claimed = await self.write_end(session_id, end, ttl)
         if entry_id is None:
             raise KeyError(session_id)
-        return str(entry_id)
+        return entry_id
+
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """`finish`, then `claim` the callback, in one round trip: True when this caller is
+        to send it."""
+        return (await self.write_end(session_id, end, ttl, claim=True))[1]
+
+    async def write_end(
+        self,
+        session_id: str,
+        end: dict[str, Any],
+        ttl: float,
+        entry_id: str = "*",
+        pending: list[tuple[str, str]] | None = None,
+        *,
+        claim: bool = False,
+    ) -> tuple[str | None, bool]:
+        """Write `pending` (as `append_many`), the end, and with `claim` claim the callback,
+        in one round trip: (the end's id, whether this call claimed), (None, False) if gone."""
+        args: list[str | int] = [orjson.dumps(end).decode(), _ms(ttl), entry_id, int(claim)]
+        args += [part for entry in pending or () for part in entry]
+        reply: Any = await self._finish(keys=self._keys(session_id), args=args)
+        if reply is None:
+            return None, False
+        return str(reply[0]), bool(reply[1])
 
     async def read(self, session_id: str, after: str | None, wait: float) -> list[LogEntry]:
         """Entries after event id `after` (all when None), waiting up to `wait` s for one."""

@@ -12,10 +12,10 @@ nobody attaches to within `STREAM_SESSION_TTL` is cancelled: the process that cr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -28,7 +28,7 @@ from echo_stream.sessions.live import BatchingWriter, LiveLog
 from echo_stream.sessions.models import JsonId, LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
 from echo_stream.sessions.store import MemorySessionStore, SessionStore
-from echo_stream.sessions.tokens import JwtVerifier, hash_token, new_stream_token, token_matches
+from echo_stream.sessions.tokens import JwtVerifier, hash_token, hashes_match, new_stream_token
 from echo_stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,16 @@ class SessionService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: FastClient | None = None
         self._live: dict[str, LiveLog] = {}
-        self._expiry: dict[str, asyncio.Task[None]] = {}
-        """TTL watchers of sessions created here, dropped when this process starts one."""
         """Sessions generating in this process, for viewers here (with a shared store)."""
+        self._expiry: dict[str, Session] = {}
+        """Sessions created here and not yet started here: the TTL watch (`_watch`)."""
+        self._due: deque[tuple[float, str]] = deque()
+        """(when to expire, id) of `_expiry`'s sessions, in creation order, so in time order."""
+        self._due_timer: asyncio.TimerHandle | None = None
+        # Just before the store would drop the session, so it is still there to end properly;
+        # the timer may fire up to a quarter of that margin late, to batch its work.
+        self._expire_after = max(ttl * 0.9, ttl - 1.0)
+        self._due_slack = (ttl - self._expire_after) / 4
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionService:
@@ -144,7 +151,7 @@ class SessionService:
             created_at=time.time(),
         )
         await self.store.create(session, self.ttl)
-        self._expiry[session.id] = self._spawn(self._expire_unattached(session))
+        self._watch(session)
         return session.id, stream_token
 
     async def attach(
@@ -154,33 +161,37 @@ class SessionService:
         if last_event_id is not None and not self.store.valid_event_id(last_event_id):
             raise InvalidRequest("Malformed Last-Event-ID", param="Last-Event-ID")
         claim_ttl = self.ttl + self.max_seconds + 5
-        view, won = await self.store.attach(session_id, hash_token(token or ""), claim_ttl)
+        presented = hash_token(token or "")
+        view, won = await self.store.attach(session_id, presented, claim_ttl)
         if view is None:
             raise NotFound("No such stream (unknown or expired)")
-        if not token_matches(token, view.session.token_hash):
+        if token is None or not hashes_match(presented, view.session.token_hash):
             raise Unauthorized("Wrong access_token for this stream", code="invalid_token")
         if view.finished and (
             last_event_id is None or not await self.store.read(session_id, last_event_id, 0)
         ):
             return None
         if won:
-            if watcher := self._expiry.pop(session_id, None):
-                watcher.cancel()
+            self._expiry.pop(session_id, None)
             if not isinstance(self.store, MemorySessionStore):
                 # Before this viewer's first read, so it is fed from memory from the start.
                 self._live[session_id] = LiveLog()
             self._spawn(self._generate(view.session, starter))
         return self.follow(session_id, last_event_id)
 
-    async def follow(
-        self, session_id: str, after: str | None
-    ) -> AsyncGenerator[LogEntry | None, None]:
+    def follow(self, session_id: str, after: str | None) -> AsyncGenerator[LogEntry | None, None]:
         """The log's entries after `after` as they come; None when idle for `keepalive` s."""
         live = self._live.get(session_id)
         if live is not None and live.knows(after):
-            async for item in live.follow(after, self.keepalive):
-                yield item
-            return
+            return live.follow(after, self.keepalive)
+        if isinstance(self.store, MemorySessionStore):
+            return self.store.follow(session_id, after, self.keepalive)
+        return self._read(session_id, after)
+
+    async def _read(
+        self, session_id: str, after: str | None
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """`follow` from the store (a session generating in another process, or done)."""
         while True:
             entries = await self.store.read(session_id, after, self.keepalive)
             if not entries:
@@ -194,12 +205,30 @@ class SessionService:
                     return
             after = entries[-1].id
 
-    async def _expire_unattached(self, session: Session) -> None:
-        # Just before the store would drop it, so the session is still there to end properly.
-        try:
-            await asyncio.sleep(max(self.ttl * 0.9, self.ttl - 1.0))
-        finally:
-            self._expiry.pop(session.id, None)
+    def _watch(self, session: Session) -> None:
+        """Expire `session` unless this process starts it first: one timer for all sessions,
+        since they expire in the order they were created (a task each would cost more)."""
+        loop = asyncio.get_running_loop()
+        self._expiry[session.id] = session
+        due = self._due
+        while due and due[0][1] not in self._expiry:  # started meanwhile
+            due.popleft()
+        due.append((loop.time() + self._expire_after, session.id))
+        if self._due_timer is None:
+            self._due_timer = loop.call_at(due[0][0], self._expire_due)
+
+    def _expire_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, due = loop.time(), self._due
+        while due and (due[0][0] <= now or due[0][1] not in self._expiry):
+            if (session := self._expiry.pop(due.popleft()[1], None)) is not None:
+                self._spawn(self._expire(session))
+        self._due_timer = None
+        if due:
+            self._due_timer = loop.call_at(max(due[0][0], now + self._due_slack), self._expire_due)
+
+    async def _expire(self, session: Session) -> None:
+        """Nobody attached within the TTL: end the session, and call back, as `expired`."""
         if await self.store.claim(session.id, "start", "expired", self.ttl):
             await self._conclude(
                 session,
@@ -252,10 +281,9 @@ class SessionService:
         where: tuple[str, str],
         writer: LogWriter,
     ) -> None:
-        with contextlib.suppress(KeyError):
-            await writer.finish(session.id, {"status": status, "error": error}, self.ttl)
-        if not await self.store.claim(session.id, "callback", "claimed", self.ttl):
-            return
+        end = {"status": status, "error": error}
+        if not await writer.conclude(session.id, end, self.ttl):
+            return  # gone, or another process calls back
         input_tokens, output_tokens, estimated = answer.token_counts(session.prompt)
         payload = {
             "userId": session.user_id,
@@ -281,6 +309,9 @@ class SessionService:
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Cancel running generations (they still call back, within `grace` s), then close."""
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

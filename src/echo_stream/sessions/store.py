@@ -10,11 +10,13 @@ cuts it back to one TTL, so late reconnects still find the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from echo_stream.sessions.feed import Feed, follow, resolve
 from echo_stream.sessions.models import LogEntry, Session, SessionView
 
 
@@ -42,6 +44,9 @@ class SessionStore(Protocol):
     async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
         """Add the last entry (the outcome), mark the session finished, keep it `ttl` s more."""
 
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """`finish`, then `claim` the callback: True when this caller is to send it."""
+
     async def read(self, session_id: str, after: str | None, wait: float) -> list[LogEntry]:
         """Entries after event id `after` (all when None), waiting up to `wait` s for one."""
 
@@ -52,21 +57,18 @@ class SessionStore(Protocol):
         """Release connections."""
 
 
+_SWEEP_INTERVAL = 1.0
+"""Seconds between two sweeps of expired records (each record also expires when looked up)."""
+
+
 @dataclass(slots=True)
 class _Record:
     session: Session
     expires_at: float
     fields: dict[str, str] = field(default_factory=dict)
-    log: list[LogEntry] = field(default_factory=list)
+    feed: Feed = field(default_factory=Feed)
+    """The event log, and the readers waiting for its next entry."""
     finished: bool = False
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-    def wake(self) -> None:
-        """Wake every reader waiting for the next entry (futures: cheaper than an Event each)."""
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.waiters.clear()
 
 
 class MemorySessionStore:
@@ -75,17 +77,24 @@ class MemorySessionStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._records: dict[str, _Record] = {}
         self._clock = clock
+        self._next_sweep = 0.0
 
     def _live(self, session_id: str) -> _Record | None:
         record = self._records.get(session_id)
         if record is not None and record.expires_at <= self._clock():
             del self._records[session_id]
-            record.wake()  # readers then find the session gone
+            record.feed.closed = True
+            record.feed.wake()  # readers then find the session gone
             return None
         return record
 
     def _sweep(self) -> None:
+        # At most once a second: a walk over every record on each create would cost more
+        # than the rest of `/init-stream`'s storage under load.
         now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_INTERVAL
         for session_id in [k for k, r in self._records.items() if r.expires_at <= now]:
             self._live(session_id)
 
@@ -123,21 +132,28 @@ class MemorySessionStore:
         record = self._live(session_id)
         if record is None:
             raise KeyError(session_id)
-        record.log.append(LogEntry(str(len(record.log) + 1), text, end))
-        if record.waiters:
-            record.wake()
+        feed = record.feed
+        feed.entries.append(LogEntry(str(len(feed.entries) + 1), text, end))
+        if feed.waiters:
+            feed.wake()
         return record
 
     async def append(self, session_id: str, text: str) -> str:
         """Add a piece of the answer to the log; returns its event id."""
-        return self._add(session_id, text, None).log[-1].id
+        return self._add(session_id, text, None).feed.entries[-1].id
 
     async def finish(self, session_id: str, end: dict[str, Any], ttl: float) -> str:
         """Add the last entry (the outcome), mark the session finished, keep it `ttl` s more."""
         record = self._add(session_id, "", end)
         record.finished = True
         record.expires_at = self._clock() + ttl
-        return record.log[-1].id
+        return record.feed.entries[-1].id
+
+    async def conclude(self, session_id: str, end: dict[str, Any], ttl: float) -> bool:
+        """`finish`, then `claim` the callback: True when this caller is to send it."""
+        with contextlib.suppress(KeyError):
+            await self.finish(session_id, end, ttl)
+        return await self.claim(session_id, "callback", "claimed", ttl)
 
     async def read(self, session_id: str, after: str | None, wait: float) -> list[LogEntry]:
         """Entries after event id `after` (all when None), waiting up to `wait` s for one."""
@@ -145,20 +161,29 @@ class MemorySessionStore:
         record = self._live(session_id)
         if record is None:
             return []
-        if len(record.log) <= start and wait > 0:
+        if len(record.feed.entries) <= start and wait > 0:
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
-            record.waiters.append(waiter)
-            # A bare timer, not asyncio.timeout: this runs once per event a viewer waits for.
-            timer = loop.call_later(wait, _resolve, waiter)
+            record.feed.waiters.append(waiter)
+            timer = loop.call_later(wait, resolve, waiter)
             try:
                 await waiter
             finally:
                 timer.cancel()
-                if waiter in record.waiters:
-                    record.waiters.remove(waiter)
+                if waiter in record.feed.waiters:
+                    record.feed.waiters.remove(waiter)
             record = self._live(session_id)
-        return record.log[start:] if record is not None else []
+        return record.feed.entries[start:] if record is not None else []
+
+    def follow(
+        self, session_id: str, after: str | None, keepalive: float
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """What a viewer in this process reads: the entries after `after` as they come, None
+        when idle for `keepalive` s (`feed.follow`: no timer per wait, as `read` has)."""
+        record = self._live(session_id)
+        feed = record.feed if record is not None else Feed(closed=True)
+        position = int(after) if after else 0
+        return follow(feed, position, keepalive, lambda: self._live(session_id) is not None)
 
     def valid_event_id(self, value: str) -> bool:
         """Whether `value` has the shape of this store's event ids (a `Last-Event-ID`)."""
@@ -166,8 +191,3 @@ class MemorySessionStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -100,7 +100,12 @@ def hash_token(token: str) -> str:
 
 def token_matches(presented: str | None, token_hash: str) -> bool:
     """Compare a presented token with a stored hash in constant time."""
-    return presented is not None and hmac.compare_digest(hash_token(presented), token_hash)
+    return presented is not None and hashes_match(hash_token(presented), token_hash)
+
+
+def hashes_match(presented_hash: str, token_hash: str) -> bool:
+    """Compare a presented token's hash with a stored one in constant time."""
+    return hmac.compare_digest(presented_hash, token_hash)
 
 
 def make_test_token(settings: Settings, *, lifetime: float, claims: dict[str, Any]) -> str:
