@@ -236,3 +236,19 @@ def test_invalid_fields_are_named(server: Callable[..., str]) -> None:
     response = httpx.post(base + "/api/chat", json=_body("echo-mock", temperature=5), timeout=30)
     assert response.status_code == 400
     assert response.json()["body"]["param"] == "temperature"
+
+
+def test_every_lobe_answer_carries_one_request_id(server: Callable[..., str]) -> None:
+    """Lobe's route is served without the observer's per-write wrapper: its answers (streams
+    and errors alike) add the request id themselves, exactly once."""
+    base = server(make_app())
+    with httpx.Client(base_url=base) as client:
+        ok = client.post("/api/chat", json=_body("echo-mock"))
+        bad = client.post("/api/chat", json=_body("no-such-model-xyz"))
+        not_json = client.post(
+            "/api/chat", content=b"{", headers={"content-type": "application/json"}
+        )
+    for response in (ok, bad, not_json):
+        ids = [v for k, v in response.headers.multi_items() if k == "x-request-id"]
+        assert len(ids) == 1 and ids[0].startswith("req_"), response.headers
+    assert ok.status_code == 200 and bad.status_code >= 400 and not_json.status_code == 400

@@ -27,7 +27,13 @@ from starlette.types import Receive, Scope, Send
 
 from echo_stream.api.chat import chat_completions
 from echo_stream.api.lobe import lobe_chat
-from echo_stream.api.session import INIT_PATH, STREAM_PREFIX, init_stream, stream
+from echo_stream.api.session import (
+    INIT_PATH,
+    STREAM_PREFIX,
+    init_stream,
+    is_stream_request,
+    stream,
+)
 from echo_stream.errors import EchoError
 from echo_stream.ops.record import current_request_id
 from echo_stream.streaming.response import error_response, send_error
@@ -38,6 +44,9 @@ CHAT_PATH = "/v1/chat/completions"
 LOBE_PATH = "/api/chat"
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_SELF_HEADED = frozenset({CHAT_PATH, LOBE_PATH})
+"""POST routes whose every answer, errors included, adds the request's headers itself."""
 
 _POST_HANDLERS: dict[str, Handler] = {
     CHAT_PATH: chat_completions,
@@ -50,11 +59,16 @@ def fast_handler(method: str, path: str) -> Handler | None:
     """The handler that serves this request directly, or None (FastAPI serves it)."""
     if method == "POST":
         return _POST_HANDLERS.get(path)
-    if method == "GET" and path.startswith(STREAM_PREFIX):
-        session_id = path[len(STREAM_PREFIX) :]
-        if session_id and "/" not in session_id:
-            return partial(stream, session_id=session_id)
+    if is_stream_request(method, path):
+        return partial(stream, session_id=path[len(STREAM_PREFIX) :])
     return None
+
+
+def adds_own_headers(method: str, path: str) -> bool:
+    """Whether every response of this route comes from the gateway's own response classes,
+    which add the request's headers themselves (`ops.record.response_started`): the observer
+    then need not wrap each of its (per-token) writes."""
+    return (method == "POST" and path in _SELF_HEADED) or is_stream_request(method, path)
 
 
 def internal_error(where: str, exc: BaseException) -> EchoError:

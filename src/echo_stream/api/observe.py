@@ -15,8 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from echo_stream.api.fastpath import CHAT_PATH, fast_route
-from echo_stream.api.session import is_stream_request
+from echo_stream.api.fastpath import adds_own_headers, fast_route
 from echo_stream.ops.logs import ACCESS_LOGGER, log_request
 from echo_stream.ops.record import (
     RequestRecord,
@@ -78,12 +77,10 @@ class RequestObserver:
             headers = [*message.get("headers", ()), *response_started(record.status)]
             await send({**message, "headers": headers})
 
-        # The chat fast path and the session stream answer through the gateway's response
+        # The chat, Lobe and session-stream routes answer through the gateway's response
         # classes, which add the request's headers themselves: no wrapper around each of
         # their (per-token) writes.
-        fast = (scope["path"] == CHAT_PATH and scope["method"] == "POST") or is_stream_request(
-            scope["method"], scope["path"]
-        )
+        fast = adds_own_headers(scope["method"], scope["path"])
         try:
             await self.app(scope, receive, send if fast else observed_send)
         except BaseException as exc:
