@@ -216,6 +216,20 @@ _VARIANT_ROWS: list[tuple[str, str, str, Cell, list[str]]] = [
         ["Lobe face: CPU per 1,000 chunks"],
     ),
     (
+        "OpenAI -> session face: TTFT 1 client p50/p99 ms",
+        "ttft1/openai",
+        "gateway-session",
+        _ttft,
+        ["session face: first event p50, 1 client"],
+    ),
+    (
+        "OpenAI -> session face: TTFT 10 paced clients p50/p99 ms",
+        "ttft10paced/openai",
+        "gateway-session",
+        _ttft,
+        ["session face: first event p50, 10 paced clients"],
+    ),
+    (
         "OpenAI -> session face: TTFT 10 clients p50/p99 ms",
         "ttft10/openai",
         "gateway-session",

@@ -291,7 +291,10 @@ _SCENARIOS: tuple[tuple[str, str, tuple[Part, ...]], ...] = (
     (
         "session",
         "OpenAI face vs session face (POST /init-stream + GET /stream/{id}), same gateway",
-        tuple((load, ("gateway", "gateway-session"), _OPENAI) for load in ("ttft10", "throughput")),
+        tuple(
+            (load, ("gateway", "gateway-session"), _OPENAI)
+            for load in ("ttft1", "ttft10", "ttft10paced", "throughput")
+        ),
     ),
 )
 

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import random
 import sys
 import time
 import uuid
@@ -221,7 +222,10 @@ async def _session_load(
     clients: int,
     streams: int,
     out: SessionLoad | None = None,
+    pause_s: float = 0.0,
 ) -> SessionLoad:
+    """`streams` sessions over `clients` connections; with `pause_s`, each client pauses that
+    long on average (0.5-1.5x) between sessions, as the load generator's paced loads do."""
     out = SessionLoad() if out is None else out
     model = model_name("openai", shape)
     expected = "".join(expected_tokens(shape.chunks))
@@ -231,6 +235,8 @@ async def _session_load(
         connection = _StreamConnection(port)
         try:
             for _ in queue:
+                if pause_s:
+                    await asyncio.sleep(pause_s * (0.5 + random.random()))
                 try:
                     await _one_session(connection, resume, model, expected, out)
                 except (OSError, ValueError) as exc:  # a broken connection or reply
@@ -260,7 +266,9 @@ async def run_session_load(
     out = SessionLoad()
     cpu_before = time.process_time()
     started = time.perf_counter()
-    work = _session_load(port, resume_url(upstream_port), shape, load.clients, load.requests, out)
+    work = _session_load(
+        port, resume_url(upstream_port), shape, load.clients, load.requests, out, load.pause_s
+    )
     timed_out = False
     try:
         await asyncio.wait_for(work, load.time_limit_s + load.grace_s)
