@@ -34,6 +34,7 @@ from bench.procs import (
     run_async,
 )
 from bench.report import summary, write_json
+from bench.rounds import combine
 from bench.scenarios import GATEWAYS, SYSTEMS, Case, build_scenarios, evaluate
 from bench.session import run_session_load
 from bench.systems import REPO, WORK, System, start_fake_upstream, start_system, target_for
@@ -166,6 +167,44 @@ def _selected_cases(
     return ordered, skipped, chosen
 
 
+def _one_round(
+    cases: list[Case],
+    skipped: dict[str, str],
+    notes: list[str],
+    runs: dict[str, list[dict[str, Any]]],
+    upstream: Proc,
+    log_dir: Path,
+    models: set[str],
+) -> None:
+    """Start each system in turn, measure its cases once into `runs`, stop it."""
+    for name in SYSTEMS:
+        mine = [c for c in cases if c.system == name]
+        if not mine or name in skipped:
+            continue
+        try:
+            system = start_system(name, upstream.port, log_dir, models)
+        except Unavailable as exc:
+            print(f"skipping {name}: {exc}", flush=True)
+            skipped[name] = str(exc)
+            if name == "gateway":  # its variants would fail the same way
+                for variant in GATEWAYS:
+                    skipped.setdefault(variant, f"gateway did not start: {exc}")
+            continue
+        notes.extend(system.notes)
+        print(f"{name} on 127.0.0.1:{system.port} (cores {system.cores or 'any'})", flush=True)
+        try:
+            problem = run_async(warm_up(system, {c.route for c in mine}, upstream))
+            if problem:
+                notes.append(f"{name} warm-up saw errors: {problem}")
+            for case in mine:
+                result = run_async(_measure(case, system, upstream))
+                runs.setdefault(case.key, []).append(result)
+                print("  " + _one_line(case, result), flush=True)
+                time.sleep(0.3)
+        finally:
+            system.stop()
+
+
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Start everything, measure every selected case, stop everything; the results document."""
     cases, skipped, scenarios = _selected_cases(args)
@@ -173,7 +212,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = WORK / "logs" / stamp
     notes: list[str] = []
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     models = {model_name(c.route, c.load.shape) for c in cases}
     models |= {model_name(r, StreamShape(20, 0)) for r in ("openai", "anthropic", "gemini")}
     upstream = start_fake_upstream(log_dir)
@@ -182,36 +221,17 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     try:
-        for name in SYSTEMS:
-            mine = [c for c in cases if c.system == name]
-            if not mine or name in skipped:
-                continue
-            try:
-                system = start_system(name, upstream.port, log_dir, models)
-            except Unavailable as exc:
-                print(f"skipping {name}: {exc}", flush=True)
-                skipped[name] = str(exc)
-                if name == "gateway":  # its variants would fail the same way
-                    for variant in GATEWAYS:
-                        skipped.setdefault(variant, f"gateway did not start: {exc}")
-                continue
-            notes.extend(system.notes)
-            print(f"{name} on 127.0.0.1:{system.port} (cores {system.cores or 'any'})", flush=True)
-            try:
-                problem = run_async(warm_up(system, {c.route for c in mine}, upstream))
-                if problem:
-                    notes.append(f"{name} warm-up saw errors: {problem}")
-                for case in mine:
-                    results[case.key] = run_async(_measure(case, system, upstream))
-                    print("  " + _one_line(case, results[case.key]), flush=True)
-                    time.sleep(0.3)
-            finally:
-                system.stop()
+        for round_number in range(args.repeat):
+            if args.repeat > 1:
+                print(f"round {round_number + 1} of {args.repeat}", flush=True)
+            _one_round(cases, skipped, notes, runs, upstream, log_dir, models)
     finally:
         upstream.stop()
+    results = {key: combine(rounds) for key, rounds in runs.items()}
     return {
         "stamp": stamp,
         "quick": args.quick,
+        "repeat": args.repeat,
         "machine": _machine(),
         "loads": loads,
         "scenarios": scenarios,
@@ -221,7 +241,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "gateway-2w": f"{PROXY_CORE},{DRIVER_CORE} (unpinned)",
         },
         "skipped": skipped,
-        "notes": notes,
+        "notes": list(dict.fromkeys(notes)),
         "cases": results,
         "_checks": evaluate(results, args.quick),
     }
@@ -258,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every system; each figure is the median of its rounds (bench/rounds.py)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -265,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         "so a smoke run never overwrites the committed latest.json)",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.out is None:
         args.out = REPO / "bench" / (".work/results" if args.quick else "results")
     raise_nofile_limit()
