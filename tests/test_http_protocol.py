@@ -17,6 +17,7 @@ class Transport:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.closed = False
+        self.protocol: Any = None
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -40,13 +41,15 @@ class Transport:
 
 
 def _start(app: Any, request: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") -> Transport:
-    """A connection to the protocol (inside a running loop) that has sent `request`."""
+    """A connection to the protocol (inside a running loop) that has sent `request`; the
+    protocol is kept on `transport.protocol`."""
     config = Config(app=app, http=CoalescingHttpToolsProtocol, lifespan="off", log_level="error")
     config.load()
     protocol = CoalescingHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     protocol.data_received(request)
+    transport.protocol = protocol
     return transport
 
 
@@ -56,12 +59,14 @@ def test_the_head_and_the_first_body_bytes_are_one_write() -> None:
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": False})
 
-    async def main() -> list[bytes]:
+    async def main() -> tuple[list[bytes], bool]:
         transport = _start(app)
         await asyncio.sleep(0.05)
-        return transport.writes
+        # After the head went out, the cycle writes to the connection's own transport again.
+        return transport.writes, transport.protocol.cycle.transport is transport
 
-    first, second = asyncio.run(main())
+    (first, second), direct = asyncio.run(main())
+    assert direct
     assert first.startswith(b"HTTP/1.1 200 OK\r\n")
     assert first.endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
     assert second == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"

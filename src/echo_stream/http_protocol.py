@@ -17,13 +17,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class _HeldHead:
-    """A transport whose first write (the head) is held until the next write or the loop turns."""
+    """A transport whose first write (the head) is held until the next write or the loop turns;
+    then it hands the response cycle back its own transport, so later writes go straight there."""
 
-    __slots__ = ("_held", "_loop", "_started", "_transport")
+    __slots__ = ("_cycle", "_held", "_loop", "_started", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, cycle: Any
+    ) -> None:
         self._transport = transport
         self._loop = loop
+        self._cycle = cycle
         self._held: bytes | None = None
         self._started = False
 
@@ -37,6 +41,7 @@ class _HeldHead:
         if held is not None:
             self._held = None
             data = held + data
+        self._cycle.transport = self._transport
         self._transport.write(data)
 
     def close(self) -> None:
@@ -47,6 +52,7 @@ class _HeldHead:
         held = self._held
         if held is not None:
             self._held = None
+            self._cycle.transport = self._transport
             if not self._transport.is_closing():
                 self._transport.write(held)
 
@@ -61,4 +67,4 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = _HeldHead(self.transport, self.loop)  # type: ignore[assignment]
+            cycle.transport = _HeldHead(self.transport, self.loop, cycle)  # type: ignore[assignment]
