@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench.asgi_request import chat_scope
+from bench.asgi_request import serve_chat
 from echo_stream.ads.store import MemoryAdStore
 from echo_stream.app import build_state, create_app
 from echo_stream.settings import Settings
@@ -40,25 +40,7 @@ async def one_request(app: Any, number: int) -> None:
             "user": f"user-{number}",
         }
     )
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # the client never leaves
-        return {"type": "http.disconnect"}
-
-    status = 0
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = chat_scope()
-    await app(scope, receive, send)
+    status = await serve_chat(app, body)
     if status != 200:
         raise RuntimeError(f"request {number} answered {status}")
 

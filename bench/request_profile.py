@@ -24,7 +24,7 @@ from typing import Any
 
 import uvloop
 
-from bench.asgi_request import chat_scope
+from bench.asgi_request import serve_chat
 from bench.procs import PROXY_CORE
 from bench.systems import WORK, start_fake_upstream
 
@@ -60,26 +60,7 @@ def _body(chunks: int) -> bytes:
 
 
 async def _one(app: Any, body: bytes) -> None:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # the client never leaves
-        return {"type": "http.disconnect"}
-
-    status = 0
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = chat_scope()
-    scope["headers"] = [*scope["headers"], (b"authorization", b"Bearer bench")]
-    await app(scope, receive, send)
+    status = await serve_chat(app, body, [(b"authorization", b"Bearer bench")])
     if status != 200:
         raise RuntimeError(f"the gateway answered {status}")
 

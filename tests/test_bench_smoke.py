@@ -218,3 +218,24 @@ def test_quick_bench_reports_every_new_scenario(quick_run: dict[str, Any]) -> No
         "Lobe face: CPU per 1,000 chunks",
     ):
         assert name in checks, name
+
+
+def test_request_profile_reports_the_cpu_per_request_and_the_areas() -> None:
+    """`bench.request_profile` runs end to end (a few requests; no figure is asserted)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.request_profile", "--requests", "40", "--rounds", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("CPU per request, 1-chunk stream, ads off:")
+    shares = [
+        line
+        for line in lines
+        if line.strip().endswith(("HTTP: pool, request, response parsing", "OpenAI chunk encoding"))
+    ]
+    assert len(shares) == 2 and all("%" in line for line in shares)
