@@ -87,25 +87,9 @@ class SSEDecoder:
         if len(chunk) > self._limit:
             self._check_lengths(lines)
         events: list[SSEEvent] = []
-        # The common lines handled inline: this runs once per upstream read.
+        line_of = self._line
         for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    events.append((self._event, b"\n".join(self._data)))
-                    self._data = []
-                    self._data_size = 0
-                self._event = None
-            elif line.startswith(b"data:"):
-                value = line[6:] if line.startswith(b"data: ") else line[5:]
-                self._data_size += len(value)
-                if self._data_size > self._limit:
-                    self._data = []
-                    raise SSELimitExceeded(f"an SSE event is longer than {self._limit} bytes")
-                self._data.append(value)
-            else:
-                self._line(line, events)
+            line_of(line[:-1] if line.endswith(b"\r") else line, events)
         return events
 
     def flush(self) -> list[SSEEvent]:
