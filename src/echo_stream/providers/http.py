@@ -205,6 +205,25 @@ class StreamReader(Protocol):
         ...
 
 
+def _events_of(
+    reader: StreamReader, provider: str, payloads: list[Any]
+) -> tuple[list[AnswerEvent], EchoError | None]:
+    """The events in one read's payloads, and the error that stops them, if one does (an
+    in-band upstream error, or a payload of the wrong shape: a 502 naming the provider). The
+    events before the error still go out first."""
+    events: list[AnswerEvent] = []
+    for payload in payloads:
+        try:
+            events += reader.feed(payload)
+        except EchoError as exc:
+            return events, exc
+        except MALFORMED_ERRORS as exc:
+            error = malformed(provider, payload)
+            error.__cause__ = exc
+            return events, error
+    return events, None
+
+
 class HttpProvider:
     """Base of the HTTP adapters: owns the open / retry / decode / truncation loop."""
 
@@ -247,7 +266,6 @@ class HttpProvider:
             max_retries=self._options.max_retries,
         )
         reader = self.reader()
-        feed, flush = reader.feed, FLUSH  # locals: the loop runs once per upstream read
         decoder = PayloadDecoder(provider, limits.max_event_bytes, self.is_last)
         try:
             if not _is_event_stream(response):
@@ -255,32 +273,22 @@ class HttpProvider:
             chunks = response.aiter_bytes()
             async for chunk in chunks:
                 payloads = decoder.feed(chunk)
-                if not payloads:
-                    if decoder.ended:
-                        break
-                    continue
-                for payload in payloads:
-                    try:
-                        events = feed(payload)
-                    except EchoError:
-                        raise
-                    except MALFORMED_ERRORS as exc:
-                        raise malformed(provider, payload) from exc
+                if payloads:
+                    events, error = _events_of(reader, provider, payloads)
                     for event in events:
                         yield event
+                    if error is not None:
+                        raise error
+                    if not decoder.ended:
+                        yield FLUSH
                 if decoder.ended:
                     break
-                yield flush
-            else:
-                for payload in decoder.flush():
-                    try:
-                        events = feed(payload)
-                    except EchoError:
-                        raise
-                    except MALFORMED_ERRORS as exc:
-                        raise malformed(provider, payload) from exc
-                    for event in events:
-                        yield event
+            else:  # the body ended without an end marker: its last event may lack a blank line
+                events, error = _events_of(reader, provider, decoder.flush())
+                for event in events:
+                    yield event
+                if error is not None:
+                    raise error
             if decoder.ended and not response.body_complete():
                 await _finish_body(chunks)
         except TransportError as exc:
@@ -288,12 +296,12 @@ class HttpProvider:
         finally:
             await response.aclose()
         try:
-            events = reader.finish()
+            last = reader.finish()
         except EchoError:
             raise
         except MALFORMED_ERRORS as exc:
             raise malformed(provider, "the stream's last state") from exc
-        for event in events:
+        for event in last:
             yield event
 
     async def aclose(self) -> None:

@@ -29,14 +29,6 @@ def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
     )
 
 
-def parse_json(provider: str, data: bytes) -> Any:
-    """Parse one event's JSON payload; a malformed one is an upstream failure."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise malformed(provider, data) from exc
-
-
 class PayloadDecoder:
     """Feed it body reads; it returns the JSON payloads each read completes."""
 
