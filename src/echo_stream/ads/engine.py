@@ -1,10 +1,11 @@
-"""The ad engine: decides per response whether an ad may run, chooses it beside the upstream
-call, and counts what was delivered.
+"""The ad engine: decides per response whether an ad may run, chooses it while the answer
+streams, and counts what was delivered.
 
 Per request, `stage()` runs cheap synchronous checks (JSON mode, `n > 1`, ad-free keys, the
 injection rate, decided once per response) and, when an ad may run, returns the pipeline stage
-with an `AdPlan`. The plan starts choosing at once, in a task beside the upstream call (guard,
-caps and budgets from the store, BM25 relevance), so it adds nothing to the first token. The
+with an `AdPlan`. The filter starts the plan's choice (guard, caps and budgets from the store,
+BM25 relevance) in a task of its own once the answer nears the length an ad needs, after that
+text has gone out, so it adds nothing to the first token and short answers never choose. The
 filter asks the plan for a block only at safe points and never waits for it mid-answer.
 Impressions are counted when the response completes; bookkeeping runs in the background
 (`ads.bookkeeping`).
@@ -172,8 +173,8 @@ def _note_decision(outcome: str, impressions: int) -> None:
 
 
 class AdPlan:
-    """One response's ads: chosen beside the upstream call, rendered on demand, counted at the
-    end."""
+    """One response's ads: chosen while the answer streams, rendered on demand, counted at
+    the end."""
 
     def __init__(
         self, engine: AdEngine, request: ChatCompletionRequest, user: str, base_url: BaseUrl

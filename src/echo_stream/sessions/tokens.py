@@ -98,11 +98,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def token_matches(presented: str | None, token_hash: str) -> bool:
-    """Compare a presented token with a stored hash in constant time."""
-    return presented is not None and hashes_match(hash_token(presented), token_hash)
-
-
 def hashes_match(presented_hash: str, token_hash: str) -> bool:
     """Compare a presented token's hash with a stored one in constant time."""
     return hmac.compare_digest(presented_hash, token_hash)
