@@ -14,8 +14,6 @@ Impressions are counted when the response completes; bookkeeping runs in the bac
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 import random
 import secrets
@@ -40,7 +38,7 @@ from echo_stream.ads.store import (
 )
 from echo_stream.ads.targeting import AdSelector, Choice
 from echo_stream.events import AdBlock, EventStream
-from echo_stream.ops.record import current_record
+from echo_stream.ops.record import current_record, key_digest
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.settings import Settings, split_list
 from echo_stream.streaming.pipeline import Stage
@@ -52,17 +50,12 @@ _END_WAIT_S = 0.25
 _QUERY_CHARS = 4000
 
 
-@functools.lru_cache(maxsize=256)
-def _key_hash(client_key: str) -> str:
-    return hashlib.sha256(client_key.encode()).hexdigest()[:24]
-
-
 def user_key(request: ChatCompletionRequest, client_key: str | None) -> str:
     """Who frequency caps count for: the `user` field, else a hash of the client key."""
     if request.user:
         return "u:" + request.user
     if client_key:
-        return "k:" + _key_hash(client_key)
+        return "k:" + key_digest(client_key)[:24]
     return "anonymous"
 
 

@@ -28,9 +28,14 @@ def new_request_id() -> str:
 
 
 @functools.lru_cache(maxsize=256)
+def key_digest(key: str) -> str:
+    """SHA-256 of a client key, hex; cached, since the same keys come back request after request."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def key_id(key: str) -> str:
     """The id logs, metrics and usage show for a client key: a short hash, never the key."""
-    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return "key_" + key_digest(key)[:12]
 
 
 def valid_request_id(value: str | None) -> bool:
