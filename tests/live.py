@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -56,3 +58,19 @@ def serve(app: ASGIApp) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(timeout=10)
         loop.close()
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Wait for a gateway process at `base` to answer `/health`; fail (killing it) if it exits
+    or does not answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(base + "/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise AssertionError(f"the gateway at {base} did not start")
+        time.sleep(0.1)

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live import free_port
+from tests.live import free_port, wait_healthy
 
 BODY = {
     "model": "echo-mock",
@@ -38,17 +37,8 @@ def _start(tmp_path: Path, grace: str, delay_ms: str) -> tuple[subprocess.Popen[
     }
     process = subprocess.Popen([sys.executable, "-m", "echo_stream"], env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/health").status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("the server did not start")
-        time.sleep(0.1)
+    wait_healthy(base, process)
+    return process, base
 
 
 def _stream_after_sigterm(process: subprocess.Popen[bytes], base: str) -> list[str]:

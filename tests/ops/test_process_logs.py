@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.live import free_port
+from tests.live import free_port, wait_healthy
 
 PROVIDER_KEY = "sk-provider-secret-0123456789"
 CLIENT_KEY = "client-secret-key-42"
@@ -37,15 +36,7 @@ def test_json_logs_from_a_real_process(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "did not start"
-            time.sleep(0.1)
+        wait_healthy(base, process)
         body = {"model": "echo-mock", "messages": [{"role": "user", "content": "hi"}]}
         assert httpx.post(base + "/v1/chat/completions", json=body, headers=auth).status_code == 200
         assert httpx.get(base + f"/v1/models?access_token={CLIENT_KEY}x").status_code == 401

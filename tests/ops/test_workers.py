@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live import free_port
+from tests.live import free_port, wait_healthy
 
 
 def test_metrics_are_summed_over_workers(tmp_path: Path) -> None:
@@ -32,15 +32,7 @@ def test_metrics_are_summed_over_workers(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     body = {"model": "echo-mock", "messages": [{"role": "user", "content": "hi"}]}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "did not start"
-            time.sleep(0.1)
+        wait_healthy(base, process, timeout=60)
         for _ in range(20):  # a new connection each time, so both workers take some
             with httpx.Client() as client:
                 assert client.post(base + "/v1/chat/completions", json=body).status_code == 200
