@@ -16,6 +16,8 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from echo_stream.http_protocol import CoalescingHttpToolsProtocol
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -39,10 +41,15 @@ class LiveServer:
 
 
 @contextmanager
-def serve(app: ASGIApp) -> Iterator[LiveServer]:
-    """Run `app` on a free loopback port; yield the server; stop it afterwards."""
+def serve(
+    app: ASGIApp, http: type[asyncio.Protocol] | str = CoalescingHttpToolsProtocol
+) -> Iterator[LiveServer]:
+    """Run `app` on a free loopback port; yield the server; stop it afterwards. It serves with
+    the gateway's own protocol, as `echo-stream` does, unless `http` names another."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=http
+    )
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)

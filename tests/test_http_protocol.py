@@ -8,7 +8,7 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from echo_stream.http_protocol import CoalescingHttpToolsProtocol
+from echo_stream.http_protocol import BODY_WRITER, CoalescingHttpToolsProtocol
 
 
 class Transport:
@@ -89,3 +89,70 @@ def test_a_head_whose_body_is_slow_goes_out_alone_at_once() -> None:
     assert len(early) == 1  # the head, without waiting for the body
     assert early[0].startswith(b"HTTP/1.1 200 OK") and early[0].endswith(b"\r\n\r\n")
     assert writes[1:] == [b"4\r\nlate\r\n0\r\n\r\n"]
+
+
+def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
+    seen: dict[str, Any] = {}
+    go_on = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        writer = scope["extensions"][BODY_WRITER]
+        seen["before start"] = writer.write(b"early")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        seen["started"] = writer.write(b"data: 2\n\n")
+        seen["writer"] = writer
+        await go_on.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        seen["complete"] = writer.write(b"late")
+
+    async def main() -> Transport:
+        transport = _start(app)
+        await asyncio.sleep(0.05)
+        cycle = transport.protocol.cycle
+        cycle.flow.pause_writing()  # the client pushes back
+        seen["paused"] = seen["writer"].write(b"x")
+        cycle.flow.resume_writing()
+        go_on.set()
+        await asyncio.sleep(0.05)
+        return transport
+
+    transport = asyncio.run(main())
+    assert seen["before start"] is False  # the head is the response's own to send
+    assert seen["started"] is True
+    assert seen["paused"] is False  # `send` waits for the client instead
+    assert seen["complete"] is False
+    body = b"".join(transport.writes).split(b"\r\n\r\n", 1)[1]
+    # Framed exactly as uvicorn frames a chunk: a client sees one ordinary chunked body.
+    assert body == b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def test_the_body_writer_refuses_a_client_that_left_and_unchunked_bodies() -> None:
+    results: dict[str, bool] = {}
+    left = asyncio.Event()
+
+    async def chunked(scope: Any, receive: Any, send: Any) -> None:
+        writer = scope["extensions"][BODY_WRITER]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await left.wait()
+        results["left"] = writer.write(b"cd")
+
+    async def sized(scope: Any, receive: Any, send: Any) -> None:
+        writer = scope["extensions"][BODY_WRITER]
+        length = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": length})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        results["sized"] = writer.write(b"cd")  # a sized body is not chunked
+        await send({"type": "http.response.body", "body": b"cd", "more_body": False})
+
+    async def main() -> None:
+        transport = _start(chunked)
+        await asyncio.sleep(0.05)
+        transport.protocol.connection_lost(None)
+        left.set()
+        _start(sized)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert results == {"left": False, "sized": False}

@@ -6,6 +6,12 @@ packets, before the client has its first byte of a stream. Here the head is held
 body bytes are written, and leaves with them in one write; if the app sends no body within the
 same turn of the event loop, the head goes out alone at the end of that turn, so nothing ever
 waits for the body. Everything else is uvicorn's own code.
+
+It also offers each request a `BodyWriter` (ASGI scope extension `BODY_WRITER`): a synchronous
+way to write one more piece of a started, chunked response body, which a task other than the
+response's own may use (the session face's generation feeds its viewer this way, without waking
+the viewer's task per piece). It writes only when that cannot block or break anything; otherwise
+it says no and the caller uses the ordinary `send`.
 """
 
 from __future__ import annotations
@@ -60,6 +66,36 @@ class _HeldHead:
         return getattr(self._transport, name)
 
 
+BODY_WRITER = "echo.body_writer"
+"""The scope extension (in `scope["extensions"]`) holding the request's `BodyWriter`."""
+
+
+class BodyWriter:
+    """Writes pieces of a response's body straight to the connection, when it safely can."""
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+
+    def write(self, data: bytes) -> bool:
+        """Write `data` as the next chunk of the body (never the last); False, writing nothing,
+        unless the response has started, is chunked, is not complete, the client is still there
+        and the connection is not pushing back: then `send` (which waits) is the way."""
+        cycle = self._cycle
+        if (
+            cycle.chunked_encoding is not True
+            or not cycle.response_started
+            or cycle.response_complete
+            or cycle.disconnected
+            or cycle.flow.write_paused
+        ):
+            return False
+        # uvicorn's own chunk framing (`RequestResponseCycle.send`).
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """The protocol uvicorn serves with (`__main__`); see the module docstring."""
 
@@ -68,3 +104,5 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = _HeldHead(self.transport, self.loop, cycle)  # type: ignore[assignment]
+            scope: Any = cycle.scope
+            scope.setdefault("extensions", {})[BODY_WRITER] = BodyWriter(cycle)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ import jwt
 import pytest
 
 from echo_stream.app import build_state, create_app
+from echo_stream.http_protocol import BodyWriter, CoalescingHttpToolsProtocol
 from echo_stream.ops.logs import RedactArgs
 from echo_stream.sessions.store import MemorySessionStore
 from echo_stream.state import AppState
@@ -57,7 +60,11 @@ class Gateway:
 
 
 @contextmanager
-def gateway(upstream: FakeUpstream | None = None, **overrides: Any) -> Iterator[Gateway]:
+def gateway(
+    upstream: FakeUpstream | None = None,
+    http: type[asyncio.Protocol] | str = CoalescingHttpToolsProtocol,
+    **overrides: Any,
+) -> Iterator[Gateway]:
     with fake_n8n() as n8n:
         values: dict[str, Any] = {
             "jwt_secret": SECRET,
@@ -70,7 +77,7 @@ def gateway(upstream: FakeUpstream | None = None, **overrides: Any) -> Iterator[
         values.update(overrides)
         settings = make_settings(**values)
         state = build_state(settings, upstream.transport if upstream else None)
-        with serve(create_app(settings, state)) as server:
+        with serve(create_app(settings, state), http) as server:
             yield Gateway(server.url, n8n, state)
 
 
@@ -118,6 +125,79 @@ def test_init_answers_a_stream_url_and_the_answer_streams_then_calls_back() -> N
         assert read_stream(url, last_event_id=read.last_event_id).status == 204
         time.sleep(0.3)
         assert len(gw.n8n.requests) == 1
+
+
+def _paced(pieces: list[str], delay: float = 0.02) -> FakeUpstream:
+    """An upstream sending each SSE event of an answer as its own read, `delay` s apart."""
+    events = openai_stream(pieces).split(b"\n\n")
+    return FakeUpstream(Reply(pieces=[e + b"\n\n" for e in events if e], delay=delay))
+
+
+def test_a_caught_up_viewer_is_written_to_by_the_generation_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pieces = ["One", " two\nthree", "\n\nfour", " five."]
+    writes: list[bytes] = []
+    original = BodyWriter.write
+
+    def counted(self: BodyWriter, data: bytes) -> bool:
+        done = original(self, data)
+        if done:
+            writes.append(data)
+        return done
+
+    monkeypatch.setattr(BodyWriter, "write", counted)
+    bodies = {}
+    for http in (CoalescingHttpToolsProtocol, "httptools"):  # the gateway's server; plain uvicorn
+        with gateway(_paced(pieces), http) as gw:
+            url = gw.stream_url(model="gpt-4o-mini")
+            with httpx.stream("GET", url, timeout=30) as response:
+                bodies[http] = response.read()
+            [call] = gw.n8n.wait_for(1)
+            assert call["json"]["answer"] == "".join(pieces)
+        if http is CoalescingHttpToolsProtocol:
+            # Every piece after the first went straight from the generating task.
+            assert 1 <= len(writes) <= len(pieces) - 1, writes
+            assert b"".join(writes) in bodies[http]
+    assert bodies[CoalescingHttpToolsProtocol] == bodies["httptools"]
+    assert bodies["httptools"].startswith(b"retry: 1000\n\nid: 1\ndata: One\n\n")
+    assert b"id: 2\ndata:  two\ndata: three\n\n" in bodies["httptools"]
+    assert bodies["httptools"].endswith(b"data: [DONE]\n\n")
+
+
+def test_a_viewer_that_stops_reading_never_holds_up_the_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ~8 MB: more than the kernel's socket buffers and the server's write buffer hold, so
+    # the connection pushes back while the answer is still being generated.
+    pieces = [f"{n:04d}" + "x" * 50_000 + "\n" for n in range(160)]
+    refused_paused = 0
+    original = BodyWriter.write
+
+    def watched(self: BodyWriter, data: bytes) -> bool:
+        nonlocal refused_paused
+        done = original(self, data)
+        refused_paused += not done and self._cycle.flow.write_paused
+        return done
+
+    monkeypatch.setattr(BodyWriter, "write", watched)
+    with gateway(_paced(pieces, delay=0.001)) as gw:
+        url = httpx.URL(gw.stream_url(model="gpt-4o-mini"))
+        with socket.create_connection((url.host, url.port)) as viewer:
+            target = url.raw_path.decode()
+            viewer.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            viewer.recv(1024)  # the head and the first piece's start; then it stops reading
+            [call] = gw.n8n.wait_for(1)  # the whole answer was generated meanwhile
+            assert call["json"]["status"] == "complete"
+            assert refused_paused > 0  # pushes stopped while the client pushed back
+            rest = bytearray()
+            while not rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"):
+                data = viewer.recv(1 << 20)
+                assert data, "the stream ended early"
+                rest += data
+    assert call["json"]["answer"] == "".join(pieces)
+    for number in range(1, 160):  # every piece reached the viewer, once, in order
+        assert rest.count(f"data: {number:04d}x".encode()) == 1
 
 
 def test_public_base_url_builds_the_stream_url() -> None:

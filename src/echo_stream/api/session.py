@@ -18,7 +18,8 @@ from echo_stream.api.edge import json_object, lazy_base_url, read_body, validate
 from echo_stream.api.run import run_chat
 from echo_stream.errors import InvalidRequest
 from echo_stream.events import EventStream
-from echo_stream.faces.session import encode_session
+from echo_stream.faces.session import encode_session, push_with
+from echo_stream.http_protocol import BODY_WRITER
 from echo_stream.ops.record import response_started
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage, StreamOptions
 from echo_stream.sessions.models import Session
@@ -119,13 +120,18 @@ def _starter(state: AppState, base_url: BaseUrl) -> Starter:
 
 @router.get("/stream/{session_id}", response_model=None)
 async def stream(request: Request, session_id: str) -> Response:
-    """The session's answer as plain-text EventSource data, resuming after `Last-Event-ID`."""
+    """The session's answer as plain-text EventSource data, resuming after `Last-Event-ID`.
+
+    Served by `http_protocol`'s server, pieces generated in this process reach a caught-up
+    viewer straight from the generating task (`sessions.feed`), not through this response."""
     state: AppState = request.app.state.echo
+    writer = request.scope.get("extensions", {}).get(BODY_WRITER)
     entries = await state.sessions.attach(
         session_id,
         request.query_params.get("access_token"),
         request.headers.get("last-event-id"),
         _starter(state, lazy_base_url(request)),
+        None if writer is None else push_with(writer.write),
     )
     if entries is None:
         # Finished: 204 tells EventSource to stop reconnecting.

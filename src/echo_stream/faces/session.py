@@ -11,10 +11,11 @@ event (which `onmessage` ignores) when the answer did not complete.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import orjson
 
+from echo_stream.sessions.feed import Push
 from echo_stream.sessions.models import LogEntry
 
 RETRY = b"retry: 1000\n\n"
@@ -39,6 +40,15 @@ def encode_end(event_id: str, end: dict[str, object]) -> bytes:
         return head + DONE
     status = head + b"event: status\ndata: " + orjson.dumps(end) + b"\n\n"
     return status + head + DONE
+
+
+def push_with(write: Callable[[bytes], bool]) -> Push:
+    """A `Push` that hands each piece, encoded as `encode_session` does, to `write`."""
+
+    def push(entry: LogEntry) -> bool:
+        return not entry.text or write(encode_text(entry.id, entry.text))
+
+    return push
 
 
 async def encode_session(

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-from echo_stream.sessions.feed import Feed, follow
+from echo_stream.sessions.feed import Feed, Push, follow
 from echo_stream.sessions.models import LogEntry
 from echo_stream.sessions.redis_store import RedisSessionStore
 
@@ -26,24 +26,21 @@ class LiveLog(Feed):
     positions: dict[str, int] = field(default_factory=dict)
 
     def add(self, entry: LogEntry) -> None:
-        """Record an entry the store accepted, and wake the viewers."""
+        """Record an entry the store accepted, and feed the viewers."""
         self.positions[entry.id] = len(self.entries)
-        self.entries.append(entry)
-        if self.waiters:
-            self.wake()
-
-    def close(self) -> None:
-        """No more entries will come (the end was written, or the session was lost)."""
-        self.closed = True
-        self.wake()
+        Feed.add(self, entry)
 
     def knows(self, after: str | None) -> bool:
         """Whether a viewer that saw `after` can be served from here."""
         return after is None or after in self.positions
 
-    def follow(self, after: str | None, keepalive: float) -> AsyncGenerator[LogEntry | None, None]:
-        """Entries after `after` as they come; None after `keepalive` idle seconds."""
-        return follow(self, 0 if after is None else self.positions[after] + 1, keepalive)
+    def follow(
+        self, after: str | None, keepalive: float, push: Push | None = None
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """Entries after `after` as they come; None after `keepalive` idle seconds (pushed to
+        the viewer while it is caught up, with `push`)."""
+        position = 0 if after is None else self.positions[after] + 1
+        return follow(self, position, keepalive, push=push)
 
 
 class BatchingWriter:

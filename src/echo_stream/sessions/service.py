@@ -24,6 +24,7 @@ from echo_stream.events import EventStream
 from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.sessions.answer import Answer, LogWriter
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
+from echo_stream.sessions.feed import Push
 from echo_stream.sessions.live import BatchingWriter, LiveLog
 from echo_stream.sessions.models import JsonId, LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
@@ -155,9 +156,15 @@ class SessionService:
         return session.id, stream_token
 
     async def attach(
-        self, session_id: str, token: str | None, last_event_id: str | None, starter: Starter
+        self,
+        session_id: str,
+        token: str | None,
+        last_event_id: str | None,
+        starter: Starter,
+        push: Push | None = None,
     ) -> AsyncGenerator[LogEntry | None, None] | None:
-        """Check the viewer, start generation on the first attach; None when nothing is left."""
+        """Check the viewer, start generation on the first attach; None when nothing is left.
+        `push` writes straight to the viewer's connection, if the server offers that."""
         if last_event_id is not None and not self.store.valid_event_id(last_event_id):
             raise InvalidRequest("Malformed Last-Event-ID", param="Last-Event-ID")
         claim_ttl = self.ttl + self.max_seconds + 5
@@ -177,15 +184,18 @@ class SessionService:
                 # Before this viewer's first read, so it is fed from memory from the start.
                 self._live[session_id] = LiveLog()
             self._spawn(self._generate(view.session, starter))
-        return self.follow(session_id, last_event_id)
+        return self.follow(session_id, last_event_id, push)
 
-    def follow(self, session_id: str, after: str | None) -> AsyncGenerator[LogEntry | None, None]:
-        """The log's entries after `after` as they come; None when idle for `keepalive` s."""
+    def follow(
+        self, session_id: str, after: str | None, push: Push | None = None
+    ) -> AsyncGenerator[LogEntry | None, None]:
+        """The log's entries after `after` as they come; None when idle for `keepalive` s.
+        Generated in this process, they are pushed to a caught-up viewer with `push`."""
         live = self._live.get(session_id)
         if live is not None and live.knows(after):
-            return live.follow(after, self.keepalive)
+            return live.follow(after, self.keepalive, push)
         if isinstance(self.store, MemorySessionStore):
-            return self.store.follow(session_id, after, self.keepalive)
+            return self.store.follow(session_id, after, self.keepalive, push)
         return self._read(session_id, after)
 
     async def _read(

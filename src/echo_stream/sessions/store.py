@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from echo_stream.sessions.feed import Feed, follow, resolve
+from echo_stream.sessions.feed import Feed, Push, follow, resolve
 from echo_stream.sessions.models import LogEntry, Session, SessionView
 
 
@@ -83,8 +83,7 @@ class MemorySessionStore:
         record = self._records.get(session_id)
         if record is not None and record.expires_at <= self._clock():
             del self._records[session_id]
-            record.feed.closed = True
-            record.feed.wake()  # readers then find the session gone
+            record.feed.close()  # readers then find the session gone
             return None
         return record
 
@@ -133,9 +132,7 @@ class MemorySessionStore:
         if record is None:
             raise KeyError(session_id)
         feed = record.feed
-        feed.entries.append(LogEntry(str(len(feed.entries) + 1), text, end))
-        if feed.waiters:
-            feed.wake()
+        feed.add(LogEntry(str(len(feed.entries) + 1), text, end))
         return record
 
     async def append(self, session_id: str, text: str) -> str:
@@ -176,14 +173,16 @@ class MemorySessionStore:
         return record.feed.entries[start:] if record is not None else []
 
     def follow(
-        self, session_id: str, after: str | None, keepalive: float
+        self, session_id: str, after: str | None, keepalive: float, push: Push | None = None
     ) -> AsyncGenerator[LogEntry | None, None]:
         """What a viewer in this process reads: the entries after `after` as they come, None
-        when idle for `keepalive` s (`feed.follow`: no timer per wait, as `read` has)."""
+        when idle for `keepalive` s (`feed.follow`: no timer per wait, as `read` has; pushed
+        to the viewer while it is caught up, with `push`)."""
         record = self._live(session_id)
         feed = record.feed if record is not None else Feed(closed=True)
         position = int(after) if after else 0
-        return follow(feed, position, keepalive, lambda: self._live(session_id) is not None)
+        alive = lambda: self._live(session_id) is not None  # noqa: E731
+        return follow(feed, position, keepalive, alive, push)
 
     def valid_event_id(self, value: str) -> bool:
         """Whether `value` has the shape of this store's event ids (a `Last-Event-ID`)."""
