@@ -44,6 +44,7 @@ from echo_stream.providers.transport.proxy import (
     environment_proxies,
     proxy_for,
 )
+from echo_stream.providers.transport.resolve import AddressCache
 
 __all__ = ["FastClient", "UpstreamResponse"]
 
@@ -164,8 +165,10 @@ class FastClient:
         idle_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
         proxies: Mapping[str, str] | None = None,
+        addresses: AddressCache | None = None,
     ) -> None:
-        """`proxies` maps a scheme (or "all", "no") to a proxy URL; None reads the environment."""
+        """`proxies` maps a scheme (or "all", "no") to a proxy URL; None reads the environment.
+        Host names resolve through `addresses` (a `resolve.AddressCache` of its own by default)."""
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
@@ -176,6 +179,7 @@ class FastClient:
         check_proxies(self._proxies)
         self._ssl_context = ssl_context
         self._pools: dict[tuple[str, str, int, Proxy | None], HostPool] = {}
+        self._addresses = addresses or AddressCache()
         self._targets: dict[str, _Target] = {}
         self._closed = False
 
@@ -235,6 +239,7 @@ class FastClient:
                 max_head_bytes=self.max_head_bytes,
                 proxy=proxy,
                 idle_timeout=self.idle_timeout,
+                addresses=self._addresses,
             )
         authority = f"[{host}]" if ":" in host else host
         if port != _DEFAULT_PORTS[scheme]:

@@ -12,6 +12,7 @@ from collections import deque
 from echo_stream.providers.transport.connection import Connection
 from echo_stream.providers.transport.errors import ConnectFailed, ConnectTimeout, TransportError
 from echo_stream.providers.transport.proxy import Proxy, open_tunnel
+from echo_stream.providers.transport.resolve import AddressCache
 
 
 class HostPool:
@@ -30,6 +31,7 @@ class HostPool:
         max_head_bytes: int = 64 * 1024,
         proxy: Proxy | None = None,
         idle_timeout: float = 60.0,
+        addresses: AddressCache | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -41,6 +43,7 @@ class HostPool:
         self.max_head_bytes = max_head_bytes
         self.proxy = proxy
         self.idle_timeout = idle_timeout
+        self.addresses = addresses or AddressCache()
         self.idle: deque[Connection] = deque()
         self.open = 0
         self.closed = False
@@ -95,13 +98,32 @@ class HostPool:
         elif proxy is not None:  # plain http: absolute-form requests to the proxy itself
             await loop.create_connection(lambda: conn, proxy.host, proxy.port)
         else:
-            await loop.create_connection(
-                lambda: conn,
-                self.host,
-                self.port,
-                ssl=tls,
-                server_hostname=self.host if tls is not None else None,
-            )
+            await self._open_direct(loop, conn, tls)
+
+    async def _open_direct(
+        self, loop: asyncio.AbstractEventLoop, conn: Connection, tls: ssl.SSLContext | None
+    ) -> None:
+        """Connect to the host's addresses in turn (as `create_connection` does with a name),
+        resolved through the shared cache; TLS verifies the host's name, not the address."""
+        failure: OSError | None = None
+        for family, address, port in await self.addresses.resolve(self.host, self.port):
+            try:
+                await loop.create_connection(
+                    lambda: conn,
+                    address,
+                    port,
+                    family=family,
+                    ssl=tls,
+                    server_hostname=self.host if tls is not None else None,
+                )
+                return
+            except ssl.SSLError:
+                raise  # the host answered: another of its addresses would not do better
+            except OSError as exc:
+                failure = exc
+        self.addresses.forget(self.host, self.port)
+        assert failure is not None
+        raise failure
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         waiter: asyncio.Future[bool] = loop.create_future()
