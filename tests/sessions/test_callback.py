@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from echo_stream.errors import InvalidRequest
+from echo_stream.providers.transport.resolve import AddressCache
 from echo_stream.sessions.callback import CallbackPolicy, callback_client, deliver
 from tests.conftest import make_settings
 from tests.live import serve
@@ -121,6 +124,29 @@ async def test_private_network_addresses_are_fine() -> None:
 async def test_an_unresolvable_host_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="resolve"):
         await _policy(ORIGINS).check_address("http://no-such-host.invalid/webhook-waiting/1")
+
+
+async def test_the_check_and_the_callback_client_share_one_lookup() -> None:
+    """DNS rebinding: a name that answers a private address to the check and loopback a
+    moment later still gets its connection at the address the check passed."""
+    answers = iter(["10.1.2.3", "127.0.0.1"])
+    lookups = 0
+
+    async def rebinding(host: str, port: int) -> list[Any]:
+        nonlocal lookups
+        lookups += 1
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    policy = dataclasses.replace(_policy(ORIGINS), addresses=AddressCache(lookup=rebinding))
+    await policy.check_address("http://n8n:5678/webhook-waiting/1")
+    client = callback_client(policy)
+    try:
+        pool_addresses = client._addresses
+        assert pool_addresses is policy.addresses
+        assert await pool_addresses.resolve("n8n", 5678) == [(socket.AF_INET, "10.1.2.3", 5678)]
+        assert lookups == 1
+    finally:
+        await client.aclose()
 
 
 def _deliver(args: tuple[Any, ...]) -> str:

@@ -9,7 +9,10 @@ address unless listed in `N8N_PRIVATE_HOSTS`. Private networks (an n8n container
 network) are fine. Delivery follows no redirect, has tight timeouts, reads at most a few KiB of
 the reply and discards it, and retries network errors, 5xx and n8n's 409 "is running already"
 (the workflow has not reached its Wait node yet) with backoff for `N8N_CALLBACK_RETRY_SECONDS`.
-Known limit: the name is resolved for the check and again by the HTTP client.
+The check and the HTTP client share one lookup of the name (`transport.resolve.AddressCache`,
+kept 10 s; the check runs just before each attempt), so the connection goes to an address the
+check passed: a name cannot pass with one address and be connected to another (DNS rebinding),
+short of its entry expiring in the milliseconds between the check and the connect.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ import asyncio
 import ipaddress
 import logging
 import re
-import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +30,7 @@ import orjson
 from echo_stream.errors import InvalidRequest
 from echo_stream.providers.transport.errors import TransportError
 from echo_stream.providers.transport.fastclient import FastClient
+from echo_stream.providers.transport.resolve import AddressCache
 from echo_stream.settings import Settings, split_list
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class CallbackPolicy:
     timeout: float = 5.0
     retry_seconds: float = 30.0
     first_backoff: float = 0.25
+    addresses: AddressCache = field(default_factory=AddressCache, compare=False)
+    """The lookups the address check and the callback client share."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallbackPolicy:
@@ -124,17 +129,15 @@ class CallbackPolicy:
         host = (urlsplit(url).hostname or "").lower()
         if host in self.private_hosts:
             return
-        port = _origin(url)
+        origin = _origin(url)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port[2] if port else None, type=socket.SOCK_STREAM
-            )
+            resolved = await self.addresses.resolve(host, origin[2] if origin else 80)
         except OSError as exc:
             raise InvalidRequest(
                 f"resumeUrl host does not resolve: {exc}", param="resumeUrl"
             ) from None
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        for _family, ip, _port in resolved:
+            address = ipaddress.ip_address(ip.split("%")[0])
             # ::ffff:127.0.0.1 is 127.0.0.1 on the wire: judge the IPv4 address it carries.
             address = getattr(address, "ipv4_mapped", None) or address
             if (
@@ -177,6 +180,7 @@ def callback_client(policy: CallbackPolicy) -> FastClient:
         max_connections=100,
         max_idle_per_host=10,
         proxies={},  # straight to the host the SSRF guard checked, never through a proxy
+        addresses=policy.addresses,  # ... at an address it checked
     )
 
 
