@@ -14,15 +14,20 @@ from typing import Literal
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TextDelta:
-    """A piece of the answer's text for one choice."""
+    """A piece of the answer's text for one choice.
+
+    Treated as immutable like the others, but not `frozen`: a frozen dataclass's `__init__`
+    sets each field through `object.__setattr__`, which made building one cost 3.4x (525 vs
+    153 ns), and one is built per upstream chunk.
+    """
 
     text: str
     choice: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AdBlock(TextDelta):
     """A sponsored block spliced into choice 0's text by the ad stage.
 
