@@ -1,6 +1,7 @@
 """Where one request's microseconds go: short streams served in-process, profiled by area.
 
     .venv/bin/python -m bench.request_profile [--requests 3000] [--chunks 1] [--ads]
+        [--no-network]
 
 The app is the real one (observer, fast path, pipeline, FastClient) called straight through ASGI,
 without uvicorn, one request after another; the upstream is the bench's fake (a subprocess on
@@ -8,6 +9,10 @@ core 1, this process pinned to core 0). It prints the CPU per request measured w
 profiler (median of rounds), then a cProfile of the same requests with its own time summed by
 area of the code, as shares: cProfile slows small functions more than large ones, so read the
 shares as where to look, and the unprofiled figure as the cost.
+
+`--no-network` answers from memory instead (`bench.canned_upstream`: the same stream, one read
+per event, no sockets): the gateway's own Python above the transport, a steadier figure for
+comparing changes there.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ from typing import Any
 
 import uvloop
 
+from bench import canned_upstream
 from bench.asgi_request import serve_chat
 from bench.procs import PROXY_CORE
 from bench.systems import WORK, start_fake_upstream
+
+_UNUSED_PORT = 9
+"""With --no-network the upstream URL is never dialled (the discard port, should it be)."""
 
 AREAS: tuple[tuple[str, str], ...] = (
     ("echo_stream/api/observe", "observer: request id, record, log line, metrics, usage"),
@@ -94,6 +103,8 @@ def area_of(filename: str, name: str) -> str:
 
 async def measure(args: argparse.Namespace, upstream_port: int) -> None:
     """Print the CPU per request and the profile's shares by area."""
+    if args.no_network:
+        canned_upstream.install()
     os.environ.update(
         {
             "OPENAI_API_KEY": "bench",
@@ -119,7 +130,8 @@ async def measure(args: argparse.Namespace, upstream_port: int) -> None:
             await _one(app, body)
         rounds.append((time.process_time() - start) / args.requests * 1e6)
     print(
-        f"CPU per request, {args.chunks}-chunk stream, ads {'on' if args.ads else 'off'}: "
+        f"CPU per request, {args.chunks}-chunk stream, ads {'on' if args.ads else 'off'}"
+        f"{', no network' if args.no_network else ''}: "
         f"{statistics.median(rounds):.0f} us (median of {args.rounds} rounds: "
         f"{', '.join(f'{r:.0f}' for r in rounds)})"
     )
@@ -151,8 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=1)
     parser.add_argument("--ads", action="store_true", help="AD_INJECTION_RATE=1")
     parser.add_argument("--top", type=int, default=0, help="also print the top N functions")
+    parser.add_argument(
+        "--no-network", action="store_true", help="answer from memory (bench.canned_upstream)"
+    )
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {int(PROXY_CORE)})
+    if args.no_network:
+        uvloop.run(measure(args, _UNUSED_PORT))
+        return
     upstream = start_fake_upstream(WORK / "logs" / "request-profile")
     try:
         uvloop.run(measure(args, upstream.port))

@@ -239,3 +239,28 @@ def test_request_profile_reports_the_cpu_per_request_and_the_areas() -> None:
         if line.strip().endswith(("HTTP: pool, request, response parsing", "OpenAI chunk encoding"))
     ]
     assert len(shares) == 2 and all("%" in line for line in shares)
+
+
+def test_request_profile_without_network_reports_the_cpu_per_request() -> None:
+    """`--no-network` answers from memory and still serves every request (no figure asserted)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.request_profile",
+            "--requests",
+            "40",
+            "--rounds",
+            "1",
+            "--no-network",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0].startswith(
+        "CPU per request, 1-chunk stream, ads off, no network:"
+    )

@@ -24,4 +24,6 @@ os.register_at_fork(after_in_child=_reseed)
 
 def hex_id(prefix: str, digits: int = 24) -> str:
     """`prefix` and `digits` random hex digits (`digits` a multiple of 4 bits' worth)."""
-    return f"{prefix}{_ids.getrandbits(digits * 4):0{digits}x}"
+    # %-formatting: an f-string's nested width (`:0{digits}x`) builds its format spec on every
+    # call, twice as slow (~0.75 µs against ~0.35 µs; two ids per request).
+    return "%s%0*x" % (prefix, digits, _ids.getrandbits(digits * 4))  # noqa: UP031

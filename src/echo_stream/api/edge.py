@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from echo_stream.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from echo_stream.protocol import ChatCompletionRequest
@@ -16,10 +17,24 @@ from echo_stream.protocol import ChatCompletionRequest
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of the header `name` (lower case, as ASGI servers hand names over).
+
+    Read off the scope: Starlette's `request.headers` builds a `Headers` object, encodes the
+    name on every lookup and raises a KeyError inside `Mapping.get` for a missing header, which
+    adds up to ~2 µs over the chat endpoint's three lookups per request; same first-match
+    and latin-1 rules.
+    """
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def bearer_token(request: Request) -> str | None:
     """The key the client presented (`Authorization: Bearer ...`), if any."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = (header(request, b"authorization") or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
@@ -57,18 +72,30 @@ def lazy_base_url(request: Request) -> Callable[[], str]:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over `limit` bytes before reading it all."""
-    declared = request.headers.get("content-length")
+    """The request body, refusing anything over `limit` bytes before reading it all.
+
+    Reads the ASGI messages itself, as Starlette's `request.stream()` would (a disconnect
+    raises `ClientDisconnect`), without an async generator: one fewer per request, with the
+    event loop's bookkeeping of it (~1 µs). Nothing reads a body twice, so the `Request`
+    is not told that its stream was consumed.
+    """
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    more_body = True
+    while more_body:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        more_body = message.get("more_body", False)
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"Request body is larger than the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import re
 
 from fastapi import Request
 
+from echo_stream.api.edge import header
 from echo_stream.api.run import ChatRun
 from echo_stream.api.titles import title_after
 from echo_stream.conversations.owner import owner_of
@@ -24,7 +25,7 @@ from echo_stream.events import EventStream
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 
-CONVERSATION_HEADER = "x-conversation-id"
+CONVERSATION_HEADER = b"x-conversation-id"
 IDEMPOTENCY_HEADER = "idempotency-key"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
@@ -49,9 +50,9 @@ def conversation_id_param(value: str | None, param: str) -> str | None:
 
 def requested_conversation(request: Request, chat: ChatCompletionRequest) -> str | None:
     """`new` or an id when the OpenAI request asks for storage; None when it does not."""
-    header = request.headers.get(CONVERSATION_HEADER)
-    if header is not None:
-        return header.strip() or None
+    asked = header(request, CONVERSATION_HEADER)
+    if asked is not None:
+        return asked.strip() or None
     extra = chat.model_extra or {}
     metadata = extra.get("metadata")
     if isinstance(metadata, dict) and isinstance(value := metadata.get("conversation_id"), str):

@@ -72,7 +72,9 @@ async def collect_completion(
                 continue
             if isinstance(event, Flush):
                 continue
-            choice = choices.setdefault(event.choice, _Choice())
+            choice = choices.get(event.choice)
+            if choice is None:  # not `setdefault`, which would build a `_Choice` per event
+                choice = choices[event.choice] = _Choice()
             if isinstance(event, TextDelta):
                 choice.text.append(event.text)
             elif isinstance(event, ToolCallDelta):

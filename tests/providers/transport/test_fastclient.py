@@ -445,6 +445,26 @@ async def test_read_timeout_mid_body_but_not_while_bytes_flow() -> None:
     await fast.aclose()
 
 
+async def test_read_timeout_on_a_pooled_connections_next_request() -> None:
+    # The watchdog armed by the first response stays pending for the next one on the
+    # connection; the second request's silence must still time out.
+    async def handle(peer: Peer) -> None:
+        await peer.request()
+        peer.send(response(200, b"first"))
+        await peer.flush()
+        await peer.request()
+        await peer.wait_for_close()
+
+    fast = FastClient(read_timeout=0.2)
+    async with upstream(handle) as server:
+        assert await body_of(await fast.post(server.url, b"{}", {})) == b"first"
+        with pytest.raises(TransportTimeout, match="headers"):
+            await fast.post(server.url, b"{}", {})
+        assert server.connections == 1
+        await asyncio.wait_for(server.closed_by_client.wait(), 1)
+    await fast.aclose()
+
+
 async def test_eof_mid_chunked_body_is_connection_broken(client: FastClient) -> None:
     async def handle(peer: Peer) -> None:
         await peer.request()
