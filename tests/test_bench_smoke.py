@@ -220,18 +220,19 @@ def test_quick_bench_reports_every_new_scenario(quick_run: dict[str, Any]) -> No
         assert name in checks, name
 
 
-def test_request_profile_reports_the_cpu_per_request_and_the_areas() -> None:
-    """`bench.request_profile` runs end to end (a few requests; no figure is asserted)."""
+def _request_profile(*extra: str) -> list[str]:
+    """The output lines of a short `bench.request_profile` run (which must succeed)."""
+    command = [sys.executable, "-m", "bench.request_profile", "--requests", "40", "--rounds", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.request_profile", "--requests", "40", "--rounds", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [*command, *extra], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+def test_request_profile_reports_the_cpu_per_request_and_the_areas() -> None:
+    """`bench.request_profile` runs end to end (a few requests; no figure is asserted)."""
+    lines = _request_profile()
     assert lines[0].startswith("CPU per request, 1-chunk stream, ads off:")
     shares = [
         line
@@ -243,24 +244,5 @@ def test_request_profile_reports_the_cpu_per_request_and_the_areas() -> None:
 
 def test_request_profile_without_network_reports_the_cpu_per_request() -> None:
     """`--no-network` answers from memory and still serves every request (no figure asserted)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.request_profile",
-            "--requests",
-            "40",
-            "--rounds",
-            "1",
-            "--no-network",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[0].startswith(
-        "CPU per request, 1-chunk stream, ads off, no network:"
-    )
+    lines = _request_profile("--no-network")
+    assert lines[0].startswith("CPU per request, 1-chunk stream, ads off, no network:")
