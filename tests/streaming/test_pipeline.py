@@ -1,5 +1,6 @@
-"""The first-token guard (`streaming.pipeline.first_event`): its deadline behaves as
-`asyncio.timeout` would (generous margins: the box is loaded; no timing asserts)."""
+"""The first-token guard (`streaming.pipeline.first_event`): an answer in time, an empty
+stream, silence past the deadline, a cancellation from outside (generous margins: the box is
+loaded; no timing asserts)."""
 
 from __future__ import annotations
 
