@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from echo_stream.ads.links import BaseUrl
-from echo_stream.api.edge import json_object, lazy_base_url, read_body, validate
+from echo_stream.api.edge import header, json_object, lazy_base_url, read_body, validate
 from echo_stream.api.run import run_chat
 from echo_stream.errors import InvalidRequest
 from echo_stream.events import EventStream
@@ -129,7 +129,7 @@ async def stream(request: Request, session_id: str) -> Response:
     entries = await state.sessions.attach(
         session_id,
         request.query_params.get("access_token"),
-        request.headers.get("last-event-id"),
+        header(request, b"last-event-id"),
         _starter(state, lazy_base_url(request)),
         None if writer is None else push_with(writer.write),
     )

@@ -28,7 +28,7 @@ class LiveLog(Feed):
     def add(self, entry: LogEntry) -> None:
         """Record an entry the store accepted, and feed the viewers."""
         self.positions[entry.id] = len(self.entries)
-        Feed.add(self, entry)
+        Feed.add(self, entry)  # not super(): slots dataclasses break its zero-argument form
 
     def knows(self, after: str | None) -> bool:
         """Whether a viewer that saw `after` can be served from here."""

@@ -181,8 +181,7 @@ class MemorySessionStore:
         record = self._live(session_id)
         feed = record.feed if record is not None else Feed(closed=True)
         position = int(after) if after else 0
-        alive = lambda: self._live(session_id) is not None  # noqa: E731
-        return follow(feed, position, keepalive, alive, push)
+        return follow(feed, position, keepalive, lambda: self._live(session_id) is not None, push)
 
     def valid_event_id(self, value: str) -> bool:
         """Whether `value` has the shape of this store's event ids (a `Last-Event-ID`)."""

@@ -31,7 +31,7 @@ class HostPool:
         max_head_bytes: int = 64 * 1024,
         proxy: Proxy | None = None,
         idle_timeout: float = 60.0,
-        addresses: AddressCache | None = None,
+        addresses: AddressCache,
     ) -> None:
         self.host = host
         self.port = port
@@ -43,7 +43,8 @@ class HostPool:
         self.max_head_bytes = max_head_bytes
         self.proxy = proxy
         self.idle_timeout = idle_timeout
-        self.addresses = addresses or AddressCache()
+        self.addresses = addresses
+        """Shared by the client's pools (`FastClient`), and with the SSRF check for callbacks."""
         self.idle: deque[Connection] = deque()
         self.open = 0
         self.closed = False

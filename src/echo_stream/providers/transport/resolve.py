@@ -81,5 +81,5 @@ class AddressCache:
         return addresses
 
     def forget(self, host: str, port: int) -> None:
-        """Look `host` up again next time (one of its addresses failed)."""
+        """Look `host` up again next time (none of its addresses took a connection)."""
         self._entries.pop((host, port), None)
