@@ -613,9 +613,9 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+def server_tls(ca: trustme.CA, name: str = "127.0.0.1") -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.issue_cert(name).configure_cert(context)
     return context
 
 

@@ -13,7 +13,13 @@ import trustme
 from echo_stream.providers.transport.errors import ConnectFailed
 from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.providers.transport.resolve import AddressCache
-from tests.providers.transport.test_fastclient import body_of, keep_alive, upstream
+from tests.providers.transport.test_fastclient import (
+    body_of,
+    ca,  # noqa: F401  (fixture)
+    keep_alive,
+    server_tls,
+    upstream,
+)
 
 
 class Resolver:
@@ -112,18 +118,7 @@ async def test_an_unresolvable_name_is_connect_failed() -> None:
         await fast.aclose()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-def _tls_server(ca: trustme.CA, name: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(name).configure_cert(context)
-    return context
-
-
-async def test_tls_to_a_name_checks_the_certificate_for_the_name(ca: trustme.CA) -> None:
+async def test_tls_to_a_name_checks_the_certificate_for_the_name(ca: trustme.CA) -> None:  # noqa: F811
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
     lookup = Resolver("127.0.0.1")
@@ -135,7 +130,7 @@ async def test_tls_to_a_name_checks_the_certificate_for_the_name(ca: trustme.CA)
             addresses=AddressCache(lookup=lookup),
         )
         try:
-            async with upstream(keep_alive(b"secret"), tls=_tls_server(ca, certified)) as server:
+            async with upstream(keep_alive(b"secret"), tls=server_tls(ca, certified)) as server:
                 url = f"https://upstream.test:{server.port}/v1/chat"
                 if works:
                     response = await fast.post(url, b"{}", {})
