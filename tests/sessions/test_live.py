@@ -111,3 +111,37 @@ async def test_conclude_writes_the_pending_batch_and_the_end_and_claims_the_call
         assert not await BatchingWriter(store, LiveLog()).conclude("gone", {}, 30)
     finally:
         await store.aclose()
+
+
+AWKWARD_TEXTS = [
+    'quote " and backslash \\ and slash /',
+    "line\nbreaks\r\nand\ttabs",
+    "control \x00 \x01 \x1f \x7f bytes",
+    "non-ASCII: é ü 中文 🙂 \u2028 \u2029 \ufeff",
+    "  leading and trailing spaces  ",
+    "[1, 2] {\"json\": \"looking\"} null true 1e999",
+]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("linger", [0.01, 30], ids=["batched", "with-the-end"])
+async def test_pieces_are_stored_byte_for_byte_whatever_they_contain(
+    redis_prefix: str, linger: float
+) -> None:
+    # A batch travels to the Lua script as one JSON array (cjson decodes it there): every
+    # piece must come back exactly, whether a batch wrote it or the end's round trip did.
+    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
+    try:
+        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
+        await store.create(session, 30)
+        assert await store.claim("s", "start", "run", 60)
+        writer = BatchingWriter(store, LiveLog(), linger=linger)
+        for text in AWKWARD_TEXTS:
+            await writer.append("s", text)
+        await asyncio.sleep(0.1)
+        await writer.finish("s", {"status": "complete", "error": 'a "quoted" error'}, 30)
+        stored = await store.read("s", None, 0)
+        assert [e.text for e in stored[:-1]] == AWKWARD_TEXTS
+        assert stored[-1].end == {"status": "complete", "error": 'a "quoted" error'}
+    finally:
+        await store.aclose()
