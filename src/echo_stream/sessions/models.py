@@ -37,9 +37,11 @@ class Session:
         return cls(**fields)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class LogEntry:
-    """One event of a session's log: a piece of the answer, or the end (with its outcome)."""
+    """One event of a session's log: a piece of the answer, or the end (with its outcome).
+
+    Treated as immutable, but not `frozen` (one is built per event; see `events.TextDelta`)."""
 
     id: str
     text: str = ""
