@@ -101,6 +101,7 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         seen["started"] = writer.write(b"data: 2\n\n")
+        seen["empty"] = writer.write(b"")  # nothing to write: not the body's end
         seen["writer"] = writer
         await go_on.wait()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -120,6 +121,7 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
     transport = asyncio.run(main())
     assert seen["before start"] is False  # the head is the response's own to send
     assert seen["started"] is True
+    assert seen["empty"] is True
     assert seen["paused"] is False  # `send` waits for the client instead
     assert seen["complete"] is False
     body = b"".join(transport.writes).split(b"\r\n\r\n", 1)[1]
@@ -156,3 +158,49 @@ def test_the_body_writer_refuses_a_client_that_left_and_unchunked_bodies() -> No
 
     asyncio.run(main())
     assert results == {"left": False, "sized": False}
+
+
+def _serve_stream(pause_before: int | None) -> tuple[bytes, list[str]]:
+    """An `EventStreamResponse` of four chunks served by the protocol; the body bytes and the
+    messages that went through `send`. With `pause_before`, the client pushes back (for 50 ms)
+    just before that chunk is produced."""
+    from echo_stream.streaming.chunks import DONE
+    from echo_stream.streaming.response import EventStreamResponse
+
+    sent: list[str] = []
+    chunks = [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n", DONE]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        cycle = scope["extensions"][BODY_WRITER]._cycle
+
+        async def body() -> Any:
+            for number, chunk in enumerate(chunks):
+                if number == pause_before:
+                    cycle.flow.pause_writing()
+                    asyncio.get_running_loop().call_later(0.05, cycle.flow.resume_writing)
+                yield chunk
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            sent.append(message["type"].rsplit(".", 1)[1])
+            await send(message)
+
+        await EventStreamResponse(body())(scope, receive, counting_send)
+
+    async def main() -> Transport:
+        transport = _start(app)
+        await asyncio.sleep(0.2)
+        return transport
+
+    transport = asyncio.run(main())
+    return b"".join(transport.writes).split(b"\r\n\r\n", 1)[1], sent
+
+
+def test_an_event_stream_writes_its_middle_through_the_body_writer() -> None:
+    framed = b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    body, sent = _serve_stream(pause_before=None)
+    assert body == framed
+    assert sent == ["start", "body", "body"]  # the first chunk and the end; 2 and 3 written
+    # A client pushing back: that chunk waits in `send` instead, and nothing is lost or reordered.
+    body, sent = _serve_stream(pause_before=2)
+    assert body == framed
+    assert sent == ["start", "body", "body", "body"]

@@ -81,7 +81,10 @@ class BodyWriter:
     def write(self, data: bytes) -> bool:
         """Write `data` as the next chunk of the body (never the last); False, writing nothing,
         unless the response has started, is chunked, is not complete, the client is still there
-        and the connection is not pushing back: then `send` (which waits) is the way."""
+        and the connection is not pushing back: then `send` (which waits) is the way. Empty
+        `data` writes nothing (an empty chunk would end the body)."""
+        if not data:
+            return True
         cycle = self._cycle
         if (
             cycle.chunked_encoding is not True

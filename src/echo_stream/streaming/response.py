@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.errors import EchoError
+from echo_stream.http_protocol import BODY_WRITER, BodyWriter
 from echo_stream.ops.record import response_started
 from echo_stream.streaming.chunks import DONE
 
@@ -141,10 +142,11 @@ class EventStreamResponse(Response):
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        writer = scope.get("extensions", {}).get(BODY_WRITER)
         async with aclosing(self._body):
-            await run_until_disconnect(receive, self._stream(send))
+            await run_until_disconnect(receive, self._stream(send, writer))
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, send: Send, writer: BodyWriter | None) -> None:
         try:
             first = await anext(self._body)
         except EchoError as error:
@@ -157,9 +159,13 @@ class EventStreamResponse(Response):
         # The chunk carrying [DONE] is the last: ending the body with it saves one write.
         done = first.endswith(DONE)
         await send({"type": "http.response.body", "body": first, "more_body": not done})
+        # The middle of the stream, one write per upstream read: straight to the connection
+        # when the server offers that and it can go now, else (and for the end) through `send`.
+        write = writer.write if writer is not None else None
         async for chunk in self._body:
             done = chunk.endswith(DONE)
-            await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+            if done or write is None or not write(chunk):
+                await send({"type": "http.response.body", "body": chunk, "more_body": not done})
         if not done:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
