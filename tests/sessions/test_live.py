@@ -119,7 +119,7 @@ AWKWARD_TEXTS = [
     "control \x00 \x01 \x1f \x7f bytes",
     "non-ASCII: é ü 中文 🙂 \u2028 \u2029 \ufeff",
     "  leading and trailing spaces  ",
-    "[1, 2] {\"json\": \"looking\"} null true 1e999",
+    '[1, 2] {"json": "looking"} null true 1e999',
 ]
 
 

@@ -208,8 +208,13 @@ class RedisSessionStore:
     ) -> tuple[str | None, bool]:
         """Write `pending` (as `append_many`), the end, and with `claim` claim the callback,
         in one round trip: (the end's id, whether this call claimed), (None, False) if gone."""
-        end_json = orjson.dumps(end)
-        args = [end_json, _ms(ttl), entry_id, int(claim), _pieces(pending or ())]
+        args: list[bytes | str | int] = [
+            orjson.dumps(end),
+            _ms(ttl),
+            entry_id,
+            int(claim),
+            _pieces(pending or ()),
+        ]
         reply: Any = await self._finish(keys=self._keys(session_id), args=args)
         if reply is None:
             return None, False
