@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -10,6 +12,19 @@ from echo_stream.sessions.live import BatchingWriter, LiveLog
 from echo_stream.sessions.models import LogEntry, Session
 from echo_stream.sessions.redis_store import RedisSessionStore
 from tests.sessions.conftest import REDIS_URL
+
+
+@asynccontextmanager
+async def _started(redis_prefix: str) -> AsyncIterator[RedisSessionStore]:
+    """A Redis store holding session "s", started (its generation claimed)."""
+    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
+    try:
+        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
+        await store.create(session, 30)
+        assert await store.claim("s", "start", "run", 60)
+        yield store
+    finally:
+        await store.aclose()
 
 
 async def _take(live: LiveLog, after: str | None, count: int) -> list[LogEntry | None]:
@@ -45,11 +60,7 @@ async def test_an_idle_viewer_gets_keep_alive_ticks_and_a_closed_log_ends() -> N
 async def test_the_batching_writer_numbers_events_and_writes_them_in_order(
     redis_prefix: str,
 ) -> None:
-    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
-    try:
-        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
-        await store.create(session, 30)
-        await store.claim("s", "start", "run", 60)
+    async with _started(redis_prefix) as store:
         live = LiveLog()
         writer = BatchingWriter(store, live, linger=0.05)
         ids = [await writer.append("s", text) for text in ("a", "b\\nc", "d")]
@@ -68,8 +79,6 @@ async def test_the_batching_writer_numbers_events_and_writes_them_in_order(
         ]
         view = await store.view("s")
         assert view is not None and view.finished
-    finally:
-        await store.aclose()
 
 
 @pytest.mark.redis
@@ -89,11 +98,7 @@ async def test_the_batching_writer_reports_a_lost_session(redis_prefix: str) -> 
 async def test_conclude_writes_the_pending_batch_and_the_end_and_claims_the_callback_once(
     redis_prefix: str,
 ) -> None:
-    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
-    try:
-        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
-        await store.create(session, 30)
-        assert await store.claim("s", "start", "run", 60)
+    async with _started(redis_prefix) as store:
         live = LiveLog()
         writer = BatchingWriter(store, live, linger=30)  # the batch would linger for long
         for text in ("a", "b"):
@@ -109,8 +114,6 @@ async def test_conclude_writes_the_pending_batch_and_the_end_and_claims_the_call
         assert not await store.conclude("s", {"status": "complete"}, 30)  # claimed once only
         assert not await store.claim("s", "callback", "claimed", 30)
         assert not await BatchingWriter(store, LiveLog()).conclude("gone", {}, 30)
-    finally:
-        await store.aclose()
 
 
 AWKWARD_TEXTS = [
@@ -130,11 +133,7 @@ async def test_pieces_are_stored_byte_for_byte_whatever_they_contain(
 ) -> None:
     # A batch travels to the Lua script as one JSON array (cjson decodes it there): every
     # piece must come back exactly, whether a batch wrote it or the end's round trip did.
-    store = RedisSessionStore.from_url(REDIS_URL, prefix=redis_prefix)
-    try:
-        session = Session("s", "h", "p", "m", 1, "http://n/webhook-waiting/1")
-        await store.create(session, 30)
-        assert await store.claim("s", "start", "run", 60)
+    async with _started(redis_prefix) as store:
         writer = BatchingWriter(store, LiveLog(), linger=linger)
         for text in AWKWARD_TEXTS:
             await writer.append("s", text)
@@ -143,5 +142,3 @@ async def test_pieces_are_stored_byte_for_byte_whatever_they_contain(
         stored = await store.read("s", None, 0)
         assert [e.text for e in stored[:-1]] == AWKWARD_TEXTS
         assert stored[-1].end == {"status": "complete", "error": 'a "quoted" error'}
-    finally:
-        await store.aclose()
