@@ -189,6 +189,35 @@ def test_idempotency_key_attaches_a_retry_to_the_same_answer(
     assert len(stored(base, first[-1]["conversation_id"])["messages"]) == 2
 
 
+def test_two_retries_sent_together_ask_the_provider_once(
+    server: Callable[..., str],
+    database_url: str,  # noqa: F811
+) -> None:
+    # A client that timed out and retried while the first request was still being answered:
+    # one answer, the provider asked once (`test_recording` makes the race itself certain).
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    reply = text_reply(openai_stream, PIECES)
+    reply.first_delay = 0.5  # both requests arrive while the provider is still thinking
+    upstream = SocketUpstream(reply)
+    base = server(make_app(upstream, database_url=database_url))
+    payload = {"prompt": "once", "model": "gpt-4o", "idempotency_key": "together-1"}
+    barrier = Barrier(2)
+
+    def send() -> list[dict[str, Any]]:
+        barrier.wait()
+        return stream_chat(base, payload)[1]
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: send(), range(2))
+    assert len(upstream.requests) == 1
+    assert first[-1]["message_id"] == second[-1]["message_id"]
+    assert "".join(e.get("chunk", "") for e in first) == TEXT
+    assert "".join(e.get("chunk", "") for e in second) == TEXT
+    assert len(stored(base, first[-1]["conversation_id"])["messages"]) == 2
+
+
 def test_between_chunks_timeout_ends_with_error_event_and_marks_the_message(
     server: Callable[..., str],
 ) -> None:

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-from echo_stream.conversations.db import create_engine, database_url, migrate
+from echo_stream.conversations.db import HEAD_REVISION, create_engine, database_url, migrate
 from echo_stream.conversations.models import Base
 from echo_stream.conversations.repository import ConversationRepository
 from tests.conftest import make_settings
@@ -32,7 +32,7 @@ async def test_migrate_is_idempotent_and_creates_the_listing_indexes(
         )
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
     assert "ix_conversations_owner_updated_at_id" in indexes
-    assert version == "0001"
+    assert version == HEAD_REVISION
 
 
 def test_default_url_is_a_sqlite_file_under_the_data_dir(tmp_path: object) -> None:
@@ -58,7 +58,7 @@ async def test_engine_creates_the_data_directory(tmp_path: object) -> None:
 def test_the_head_constant_is_alembics_head() -> None:
     from alembic.script import ScriptDirectory
 
-    from echo_stream.conversations.db import HEAD_REVISION, alembic_config
+    from echo_stream.conversations.db import alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
 
@@ -83,6 +83,6 @@ async def test_a_fresh_database_is_migrated_from_nothing(tmp_path: object) -> No
             version = (
                 await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
             ).scalar()
-        assert version == "0001"
+        assert version == HEAD_REVISION
     finally:
         await engine.dispose()

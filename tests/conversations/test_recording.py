@@ -247,3 +247,61 @@ async def test_replay_waits_for_an_answer_still_streaming(
 
 async def _drain(stream: AsyncIterator[Event]) -> list[Event]:
     return [e async for e in stream]
+
+
+async def test_two_requests_sent_together_with_one_key_ask_the_provider_once(
+    repository: ConversationRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = 0
+    looked_up = repository.by_idempotency_key
+
+    async def slow_lookup(owner: str, key: str) -> Message | None:
+        found = await looked_up(owner, key)
+        await asyncio.sleep(0.1)  # both requests have looked before either answer is stored
+        return found
+
+    monkeypatch.setattr(repository, "by_idempotency_key", slow_lookup)
+
+    async def answer() -> AsyncIterator[Event]:
+        nonlocal asked
+        asked += 1
+        yield TextDelta("Once.")
+        await asyncio.sleep(0.05)
+        yield Finish("stop")
+
+    async def request() -> tuple[Turn, list[Event]]:
+        turn = await _turn(repository, idempotency_key="together")
+        if turn.replay is not None:
+            return turn, await _drain(replay(repository, turn, wait=10))
+        return turn, await _drain(record(repository, turn, answer(), provider="m"))
+
+    (first, one), (second, other) = await asyncio.gather(request(), request())
+    assert asked == 1
+    assert first.message_id == second.message_id
+    assert one == other == [TextDelta("Once."), Finish("stop")]
+    assert len(await repository.messages(first.conversation_id)) == 2  # one turn stored
+
+
+async def test_a_key_whose_answer_failed_is_taken_over_by_the_retry(
+    repository: ConversationRepository,
+) -> None:
+    first = await _turn(repository, idempotency_key="k3")
+    with pytest.raises(UpstreamUnavailable):
+        failing = _events([TextDelta("x")], UpstreamUnavailable("down"))
+        await _drain(record(repository, first, failing, provider="m"))
+    again = await _turn(repository, idempotency_key="k3")
+    assert again.replay is None and again.message_id != first.message_id
+    assert await _drain(record(repository, again, _events([Finish("stop")]), provider="m"))
+    third = await _turn(repository, idempotency_key="k3")  # now the retry's answer is replayed
+    assert third.replay is not None and third.message_id == again.message_id
+
+
+async def test_a_key_whose_answer_never_appeared_is_taken_over_after_the_grace(
+    repository: ConversationRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from echo_stream.conversations import recording
+
+    monkeypatch.setattr(recording, "CLAIM_GRACE_SECONDS", 0.3)
+    abandoned = await _turn(repository, idempotency_key="k4")  # claims, then never records
+    again = await _turn(repository, idempotency_key="k4")
+    assert again.replay is None and again.message_id != abandoned.message_id

@@ -143,6 +143,39 @@ async def test_idempotency_key_finds_the_owners_answer_only(
     assert await repository.by_idempotency_key(BOB, "retry-1") is None
 
 
+async def test_an_idempotency_key_is_claimed_once_per_owner(
+    repository: ConversationRepository,
+) -> None:
+    import asyncio
+
+    assert await repository.claim_key(ALICE, "k", "msg_a", 1000.0) is None
+    assert await repository.claim_key(ALICE, "k", "msg_b", 1001.0) == ("msg_a", 1000.0)
+    assert await repository.claim_key(BOB, "k", "msg_c", 1000.0) is None  # Bob's own key
+    # Claims sent together: exactly one wins, and every other one is told who did.
+    held = await asyncio.gather(
+        *(repository.claim_key(ALICE, "together", f"msg_{n}", 1000.0) for n in range(8))
+    )
+    winners = [f"msg_{n}" for n, holder in enumerate(held) if holder is None]
+    assert len(winners) == 1
+    assert {holder[0] for holder in held if holder is not None} == set(winners)
+    # Taking a key over only works from the answer that holds it.
+    assert not await repository.take_over_key(ALICE, "k", "msg_other", "msg_d", 1002.0)
+    assert await repository.take_over_key(ALICE, "k", "msg_a", "msg_d", 1002.0)
+    assert await repository.claim_key(ALICE, "k", "msg_e", 1003.0) == ("msg_d", 1002.0)
+
+
+async def test_deleting_a_conversation_or_retention_frees_its_keys(
+    repository: ConversationRepository,
+) -> None:
+    turn = await _turn(repository, ALICE, key="k1")
+    assert await repository.claim_key(ALICE, "k1", turn.message_id, 1000.0) is None
+    assert await repository.claim_key(ALICE, "old", "msg_old", 1.0 * DAY) is None
+    assert await repository.delete(ALICE, turn.conversation_id)
+    assert await repository.claim_key(ALICE, "k1", "msg_new", 2000.0) is None
+    await purge_expired(repository, 30, 40 * DAY)
+    assert await repository.claim_key(ALICE, "old", "msg_new", 40 * DAY) is None
+
+
 async def test_retention_deletes_only_old_conversations(repository: ConversationRepository) -> None:
     now = 100 * DAY
     old = await _turn(repository, ALICE, now=now - 31 * DAY)

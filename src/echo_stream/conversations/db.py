@@ -85,7 +85,7 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration's revision (a test checks it against Alembic's own head)."""
 
 

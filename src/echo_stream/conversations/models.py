@@ -73,3 +73,20 @@ class MessageRow(Base):
         # A retried POST finds the answer its idempotency key already started.
         Index(None, "idempotency_key"),
     )
+
+
+class IdempotencyKeyRow(Base):
+    """Which answer an owner's idempotency key started: claimed (one row per owner and key)
+    before the provider is asked, so two requests with one key never both ask it."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        # Retention: claims older than the conversations kept.
+        Index(None, "created_at"),
+    )

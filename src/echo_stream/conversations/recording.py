@@ -88,35 +88,73 @@ async def open_turn(
     idempotency_key: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Turn:
-    """Check ownership and the idempotency key; nothing is written yet (`record` writes)."""
+    """Check ownership and the idempotency key; nothing is written yet (`record` writes), except
+    the key's claim: a turn with a key claims it before the provider is asked, so of two
+    requests sent together with one key (to one process or several), one asks the provider
+    and the other replays that answer."""
     try:
         if idempotency_key:
             existing = await repository.by_idempotency_key(owner, idempotency_key)
             if existing is not None and existing.status in ("complete", "streaming"):
-                start = TurnStart(owner, existing.conversation_id, False, prompt, title, model,
-                                  None, idempotency_key, message_id=existing.id)  # fmt: skip
-                return Turn(start, replay=existing)
+                return _replaying(owner, prompt, title, model, idempotency_key, existing)
         if conversation_id is not None and await repository.get(owner, conversation_id) is None:
             raise NotFound(f"No conversation found with id '{conversation_id}'")
+        start = TurnStart(
+            owner=owner,
+            conversation_id=conversation_id or new_id("conv"),
+            create=conversation_id is None,
+            prompt=prompt,
+            title=title,
+            model=model,
+            provider=None,
+            idempotency_key=idempotency_key,
+            metadata=metadata or {},
+        )
+        if idempotency_key:
+            holder = await _claim(repository, start, idempotency_key)
+            if holder is not None:
+                return _replaying(owner, prompt, title, model, idempotency_key, holder)
     except EchoError:
         raise
     except Exception as exc:
         raise StoreUnavailable(
             "The conversation store is unavailable", code="conversation_store_unavailable"
         ) from exc
-    create = conversation_id is None
-    start = TurnStart(
-        owner=owner,
-        conversation_id=conversation_id or new_id("conv"),
-        create=create,
-        prompt=prompt,
-        title=title,
-        model=model,
-        provider=None,
-        idempotency_key=idempotency_key,
-        metadata=metadata or {},
-    )
     return Turn(start)
+
+
+def _replaying(
+    owner: str, prompt: str, title: str, model: str | None, key: str, existing: Message
+) -> Turn:
+    start = TurnStart(owner, existing.conversation_id, False, prompt, title, model, None, key,
+                      message_id=existing.id)  # fmt: skip
+    return Turn(start, replay=existing)
+
+
+CLAIM_GRACE_SECONDS = 10.0
+"""How long a claimed key's answer may take to appear in the store before the claim is taken
+as abandoned (the request that claimed it failed before writing its rows)."""
+
+
+async def _claim(repository: ConversationRepository, start: TurnStart, key: str) -> Message | None:
+    """Claim `key` for `start`'s answer: None when claimed, else the answer to replay (one that
+    another request with this key started, complete or still streaming). A key whose answer
+    failed, was cut short, or never appeared is taken over."""
+    owner, message_id = start.owner, start.message_id
+    while True:
+        holder = await repository.claim_key(owner, key, message_id, time.time())
+        if holder is None:
+            return None
+        held_by, claimed_at = holder
+        message = await repository.message(held_by)
+        # The claimant writes its rows while it asks the provider: wait for them to appear.
+        while message is None and time.time() - claimed_at < CLAIM_GRACE_SECONDS:
+            await asyncio.sleep(REPLAY_POLL_SECONDS / 4)
+            message = await repository.message(held_by)
+        if message is not None and message.status in ("complete", "streaming"):
+            return message
+        if await repository.take_over_key(owner, key, held_by, message_id, time.time()):
+            return None
 
 
 async def record(

@@ -16,14 +16,16 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Engine, Row, Table, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from echo_stream.conversations.models import ConversationRow, MessageRow
+from echo_stream.conversations.models import ConversationRow, IdempotencyKeyRow, MessageRow
 from echo_stream.conversations.writer import TurnWriter, Write
 from echo_stream.errors import InvalidRequest, NotFound
 
 CONVERSATIONS = cast(Table, ConversationRow.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
+KEYS = cast(Table, IdempotencyKeyRow.__table__)
 
 
 def new_id(prefix: str) -> str:
@@ -205,12 +207,14 @@ class ConversationRepository:
 
     async def delete(self, owner: str, conversation_id: str) -> bool:
         """Hard-delete the owner's conversation and its messages; False when there is none."""
+        owned = select(CONVERSATIONS.c.id).where(
+            CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.owner == owner
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(delete(MESSAGES).where(MESSAGES.c.conversation_id.in_(
-                select(CONVERSATIONS.c.id).where(
-                    CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.owner == owner
-                )
+            await conn.execute(delete(KEYS).where(KEYS.c.message_id.in_(
+                select(MESSAGES.c.id).where(MESSAGES.c.conversation_id.in_(owned))
             )))  # fmt: skip
+            await conn.execute(delete(MESSAGES).where(MESSAGES.c.conversation_id.in_(owned)))
             result = await conn.execute(
                 delete(CONVERSATIONS).where(
                     CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.owner == owner
@@ -222,6 +226,7 @@ class ConversationRepository:
         """Retention: hard-delete every conversation last updated before `cutoff`."""
         old = select(CONVERSATIONS.c.id).where(CONVERSATIONS.c.updated_at < cutoff)
         async with self.engine.begin() as conn:
+            await conn.execute(delete(KEYS).where(KEYS.c.created_at < cutoff))
             await conn.execute(delete(MESSAGES).where(MESSAGES.c.conversation_id.in_(old)))
             result = await conn.execute(
                 delete(CONVERSATIONS).where(CONVERSATIONS.c.updated_at < cutoff)
@@ -244,6 +249,47 @@ class ConversationRepository:
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return _message(row) if row else None
+
+    async def claim_key(
+        self, owner: str, key: str, message_id: str, now: float
+    ) -> tuple[str, float] | None:
+        """Claim the owner's idempotency `key` for the answer `message_id`: None when this call
+        claimed it, else (the answer holding it, when that claim was made). One round trip
+        (two when taken); the primary key decides between simultaneous claims, in any process."""
+        k = KEYS.c
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        insert(KEYS).values(
+                            owner=owner, key=key, message_id=message_id, created_at=now
+                        )
+                    )
+                return None
+            except IntegrityError:
+                pass
+            async with self.engine.connect() as conn:
+                held = (
+                    await conn.execute(
+                        select(k.message_id, k.created_at).where(k.owner == owner, k.key == key)
+                    )
+                ).first()
+            if held is not None:  # (else released meanwhile: claim again)
+                return str(held[0]), float(held[1])
+
+    async def take_over_key(
+        self, owner: str, key: str, held_by: str, message_id: str, now: float
+    ) -> bool:
+        """Move the key from the answer `held_by` (failed, or never written) to `message_id`;
+        False when another request moved it first."""
+        k = KEYS.c
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                update(KEYS)
+                .where(k.owner == owner, k.key == key, k.message_id == held_by)
+                .values(message_id=message_id, created_at=now)
+            )
+        return bool(moved.rowcount)
 
     async def start_turn(self, turn: TurnStart, now: float) -> None:
         """Write the user message and a `streaming` assistant message (and a new conversation).
