@@ -253,14 +253,16 @@ async def test_two_requests_sent_together_with_one_key_ask_the_provider_once(
     repository: ConversationRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = 0
-    looked_up = repository.by_idempotency_key
+    enqueue = repository.writer.enqueue
 
-    async def slow_lookup(owner: str, key: str) -> Message | None:
-        found = await looked_up(owner, key)
-        await asyncio.sleep(0.1)  # both requests have looked before either answer is stored
-        return found
+    def slow_enqueue(*write: Any) -> asyncio.Future[None]:
+        async def later() -> None:
+            await asyncio.sleep(0.2)  # the first answer's rows show late: both requests ask
+            await enqueue(*write)  #   the store before either answer is in it
 
-    monkeypatch.setattr(repository, "by_idempotency_key", slow_lookup)
+        return asyncio.ensure_future(later())
+
+    monkeypatch.setattr(repository.writer, "enqueue", slow_enqueue)
 
     async def answer() -> AsyncIterator[Event]:
         nonlocal asked

@@ -134,15 +134,6 @@ async def test_a_forged_cursor_is_a_400(repository: ConversationRepository) -> N
         await repository.page(ALICE, 2, "not-a-cursor")
 
 
-async def test_idempotency_key_finds_the_owners_answer_only(
-    repository: ConversationRepository,
-) -> None:
-    turn = await _turn(repository, ALICE, key="retry-1")
-    found = await repository.by_idempotency_key(ALICE, "retry-1")
-    assert found is not None and found.id == turn.message_id
-    assert await repository.by_idempotency_key(BOB, "retry-1") is None
-
-
 async def test_an_idempotency_key_is_claimed_once_per_owner(
     repository: ConversationRepository,
 ) -> None:

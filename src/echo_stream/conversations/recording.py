@@ -93,10 +93,6 @@ async def open_turn(
     requests sent together with one key (to one process or several), one asks the provider
     and the other replays that answer."""
     try:
-        if idempotency_key:
-            existing = await repository.by_idempotency_key(owner, idempotency_key)
-            if existing is not None and existing.status in ("complete", "streaming"):
-                return _replaying(owner, prompt, title, model, idempotency_key, existing)
         if conversation_id is not None and await repository.get(owner, conversation_id) is None:
             raise NotFound(f"No conversation found with id '{conversation_id}'")
         start = TurnStart(
@@ -111,9 +107,11 @@ async def open_turn(
             metadata=metadata or {},
         )
         if idempotency_key:
-            holder = await _claim(repository, start, idempotency_key)
-            if holder is not None:
-                return _replaying(owner, prompt, title, model, idempotency_key, holder)
+            existing = await _claim(repository, start, idempotency_key)
+            if existing is not None:
+                start = TurnStart(owner, existing.conversation_id, False, prompt, title, model,
+                                  None, idempotency_key, message_id=existing.id)  # fmt: skip
+                return Turn(start, replay=existing)
     except EchoError:
         raise
     except Exception as exc:
@@ -121,14 +119,6 @@ async def open_turn(
             "The conversation store is unavailable", code="conversation_store_unavailable"
         ) from exc
     return Turn(start)
-
-
-def _replaying(
-    owner: str, prompt: str, title: str, model: str | None, key: str, existing: Message
-) -> Turn:
-    start = TurnStart(owner, existing.conversation_id, False, prompt, title, model, None, key,
-                      message_id=existing.id)  # fmt: skip
-    return Turn(start, replay=existing)
 
 
 CLAIM_GRACE_SECONDS = 10.0

@@ -233,23 +233,6 @@ class ConversationRepository:
             )
         return int(result.rowcount)
 
-    async def by_idempotency_key(self, owner: str, key: str) -> Message | None:
-        """The newest assistant answer the owner started with this idempotency key."""
-        query = (
-            select(MESSAGES)
-            .join(CONVERSATIONS, CONVERSATIONS.c.id == MESSAGES.c.conversation_id)
-            .where(
-                MESSAGES.c.idempotency_key == key,
-                MESSAGES.c.role == "assistant",
-                CONVERSATIONS.c.owner == owner,
-            )
-            .order_by(MESSAGES.c.created_at.desc())
-            .limit(1)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return _message(row) if row else None
-
     async def claim_key(
         self, owner: str, key: str, message_id: str, now: float
     ) -> tuple[str, float] | None:

@@ -1,5 +1,7 @@
 """Idempotency keys claimed before the provider is asked (one row per owner and key).
 
+Keys used before this revision have no claim: a retry of one after the upgrade is answered anew.
+
 Revision ID: 0002
 Revises: 0001
 """
