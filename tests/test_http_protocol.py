@@ -97,6 +97,8 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         writer = scope["extensions"][BODY_WRITER]
+        seen["not granted"] = writer.write(b"early")
+        seen["granted"] = writer.grant(send)  # the server's own send: nothing wraps the app
         seen["before start"] = writer.write(b"early")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
@@ -119,6 +121,7 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
         return transport
 
     transport = asyncio.run(main())
+    assert seen["not granted"] is False and seen["granted"] is True
     assert seen["before start"] is False  # the head is the response's own to send
     assert seen["started"] is True
     assert seen["empty"] is True
@@ -135,6 +138,7 @@ def test_the_body_writer_refuses_a_client_that_left_and_unchunked_bodies() -> No
 
     async def chunked(scope: Any, receive: Any, send: Any) -> None:
         writer = scope["extensions"][BODY_WRITER]
+        writer.grant(send)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ab", "more_body": True})
         await left.wait()
@@ -142,6 +146,7 @@ def test_the_body_writer_refuses_a_client_that_left_and_unchunked_bodies() -> No
 
     async def sized(scope: Any, receive: Any, send: Any) -> None:
         writer = scope["extensions"][BODY_WRITER]
+        writer.grant(send)
         length = [(b"content-length", b"4")]
         await send({"type": "http.response.start", "status": 200, "headers": length})
         await send({"type": "http.response.body", "body": b"ab", "more_body": True})
@@ -171,7 +176,9 @@ def _serve_stream(pause_before: int | None) -> tuple[bytes, list[str]]:
     chunks = [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n", DONE]
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        cycle = scope["extensions"][BODY_WRITER]._cycle
+        writer = scope["extensions"][BODY_WRITER]
+        writer.grant(send)  # as the app's outermost layer does; then `send` is wrapped to count
+        cycle = writer._cycle
 
         async def body() -> Any:
             for number, chunk in enumerate(chunks):
@@ -204,3 +211,39 @@ def test_an_event_stream_writes_its_middle_through_the_body_writer() -> None:
     body, sent = _serve_stream(pause_before=2)
     assert body == framed
     assert sent == ["start", "body", "body", "body"]
+
+
+def test_a_middleware_around_the_app_sees_every_chunk() -> None:
+    # A layer outside the gateway's own (one that records or compresses bodies, like the web
+    # tests' contract fake) wraps `send`: the direct writer is then not granted, and every
+    # chunk goes through that layer.
+    from echo_stream.streaming.chunks import DONE
+    from echo_stream.streaming.response import EventStreamResponse
+
+    seen: list[bytes] = []
+    chunks = [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n", DONE]
+
+    async def body() -> Any:
+        for chunk in chunks:
+            yield chunk
+
+    async def gateway(scope: Any, receive: Any, send: Any) -> None:
+        scope["extensions"][BODY_WRITER].grant(send)  # what api.observe does
+        await EventStreamResponse(body())(scope, receive, send)
+
+    async def recorder(scope: Any, receive: Any, send: Any) -> None:
+        async def tee(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                seen.append(message["body"])
+            await send(message)
+
+        await gateway(scope, receive, tee)
+
+    async def main() -> Transport:
+        transport = _start(recorder)
+        await asyncio.sleep(0.2)
+        return transport
+
+    transport = asyncio.run(main())
+    assert b"".join(seen) == b"".join(chunks)
+    assert b"".join(transport.writes).endswith(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")

@@ -8,10 +8,11 @@ same turn of the event loop, the head goes out alone at the end of that turn, so
 waits for the body. Everything else is uvicorn's own code.
 
 It also offers each request a `BodyWriter` (ASGI scope extension `BODY_WRITER`): a synchronous
-way to write one more piece of a started, chunked response body, which a task other than the
-response's own may use (the session face's generation feeds its viewer this way, without waking
-the viewer's task per piece). It writes only when that cannot block or break anything; otherwise
-it says no and the caller uses the ordinary `send`.
+way to write one more piece of a started, chunked response body (streamed responses write their
+middle this way, and the session face's generation feeds its viewer without waking the viewer's
+task per piece). It writes only when that cannot block or break anything, and only when no
+middleware around the app would miss the bytes; otherwise it says no and the caller uses the
+ordinary `send`.
 """
 
 from __future__ import annotations
@@ -71,23 +72,37 @@ BODY_WRITER = "echo.body_writer"
 
 
 class BodyWriter:
-    """Writes pieces of a response's body straight to the connection, when it safely can."""
+    """Writes pieces of a response's body straight to the connection, when it safely can.
 
-    __slots__ = ("_cycle",)
+    It bypasses every `send` between the server and the response, so it writes nothing until
+    `grant` is told the `send` the app was called with and that is the server's own: the app's
+    outermost layer (`api.observe`) asks, since the gateway's own layers inside it never look at
+    body messages, while a middleware around the app (one that compresses or records bodies)
+    must see every chunk.
+    """
+
+    __slots__ = ("_cycle", "granted")
 
     def __init__(self, cycle: Any) -> None:
         self._cycle = cycle
+        self.granted = False
+
+    def grant(self, send: Any) -> bool:
+        """Allow writes if `send` is the server's own (nothing wraps it); whether it is."""
+        self.granted = send == self._cycle.send
+        return self.granted
 
     def write(self, data: bytes) -> bool:
         """Write `data` as the next chunk of the body (never the last); False, writing nothing,
-        unless the response has started, is chunked, is not complete, the client is still there
-        and the connection is not pushing back: then `send` (which waits) is the way. Empty
-        `data` writes nothing (an empty chunk would end the body)."""
+        unless granted, the response has started, is chunked, is not complete, the client is
+        still there and the connection is not pushing back: then `send` (which waits) is the
+        way. Empty `data` writes nothing (an empty chunk would end the body)."""
         if not data:
             return True
         cycle = self._cycle
         if (
-            cycle.chunked_encoding is not True
+            not self.granted
+            or cycle.chunked_encoding is not True
             or not cycle.response_started
             or cycle.response_complete
             or cycle.disconnected

@@ -245,3 +245,37 @@ def test_every_fast_route_is_labelled_by_its_template(
         assert line["model"] == "echo-mock"
         stream_line = _line(caplog, route="/stream/{session_id}")
     assert "some-session-id" not in str(stream_line["route"])
+
+
+def test_the_gateway_grants_the_direct_body_writer_even_behind_its_cors_layer(
+    server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing wraps the app's `send` from outside here, so the middle of a stream is written
+    # straight to the connection (`http_protocol.BodyWriter`), CORS layer or not: it only adds
+    # headers to the response's start.
+    from echo_stream.http_protocol import BodyWriter
+
+    written: list[bytes] = []
+    write = BodyWriter.write
+
+    def counting(self: BodyWriter, data: bytes) -> bool:
+        done = write(self, data)
+        if done and data:
+            written.append(data)
+        return done
+
+    monkeypatch.setattr(BodyWriter, "write", counting)
+    pieces = [f"piece {n} " for n in range(12)]
+    events = [event + b"\n\n" for event in openai_stream(pieces).split(b"\n\n") if event]
+    upstream = SocketUpstream(Reply(pieces=events, delay=0.01))  # one read per event
+    base = server(make_app(upstream, allowed_origins="https://chat.example"))
+    client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"Origin": "https://chat.example"},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "".join(pieces)
+    assert len(written) >= 5  # the reads between the first and the last

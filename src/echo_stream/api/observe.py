@@ -5,7 +5,9 @@ It wraps every face (the chat fast path and FastAPI alike), so an endpoint gets 
 logs and metrics without doing anything: deeper layers fill the record they find in the
 `ContextVar` (see `ops.record`). It adds nothing per chunk on the chat fast path, whose
 responses add the request's headers themselves (`ops.record.response_started`); other
-responses get them from a thin wrapper around `send`.
+responses get them from a thin wrapper around `send`. Being outermost, it is also where the
+server's direct body writer is granted (`http_protocol.BodyWriter`): only when nothing wraps the
+app's `send` from outside.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echo_stream.api.fastpath import adds_own_headers, fast_route
+from echo_stream.http_protocol import BODY_WRITER
 from echo_stream.ops.logs import ACCESS_LOGGER, log_request
 from echo_stream.ops.record import (
     RequestRecord,
@@ -64,6 +67,8 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if (writer := scope.get("extensions", {}).get(BODY_WRITER)) is not None:
+            writer.grant(send)  # the outermost layer: is anything around the app watching?
         record = RequestRecord(
             _incoming_id(scope) or new_request_id(), scope["method"], scope["path"]
         )

@@ -161,7 +161,7 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.body", "body": first, "more_body": not done})
         # The middle of the stream, one write per upstream read: straight to the connection
         # when the server offers that and it can go now, else (and for the end) through `send`.
-        write = writer.write if writer is not None else None
+        write = writer.write if writer is not None and writer.granted else None
         async for chunk in self._body:
             done = chunk.endswith(DONE)
             if done or write is None or not write(chunk):
