@@ -70,7 +70,8 @@ class MessageRow(Base):
     __table_args__ = (
         # A conversation's messages in order.
         Index(None, "conversation_id", "seq"),
-        # A retried POST finds the answer its idempotency key already started.
+        # Messages by the idempotency key that started them (for operators: the gateway itself
+        # finds a key's answer through its claim in `idempotency_keys`).
         Index(None, "idempotency_key"),
     )
 
