@@ -130,14 +130,19 @@ def main(argv: list[str] | None = None) -> int:
                 fmt,
                 "-o",
                 str(path),
-                "--nonblocking",
-                *(["--native"] if args.native else []),
+                # Native frames can only be read from a paused process (slower, but py-spy
+                # refuses --native with --nonblocking).
+                *(["--native"] if args.native else ["--nonblocking"]),
             ]
-            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            errors = Path(f"{base}.py-spy.log")
+            with errors.open("wb") as log:
+                spy = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
             time.sleep(0.5)
             result = run_async(run_load(target, spec.load()))
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
+            if not path.exists():
+                raise Unavailable(f"py-spy wrote no samples: {errors.read_text().strip()[-500:]}")
             print(
                 f"{result.requests_ok}/{result.requests_sent} streams ok, "
                 f"{result.chunks_per_s:,.0f} chunks/s; samples -> {path}",
