@@ -80,17 +80,23 @@ def tree_pids(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of ``pid``'s tree, including reaped children."""
-    ticks = 0
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid``'s tree, each including reaped children."""
+    user = system = 0
     for member in tree_pids(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return ticks / CLOCK_TICKS
+        utime, stime, cutime, cstime = (int(f) for f in stat[stat.rindex(")") + 2 :].split()[11:15])
+        user += utime + cutime
+        system += stime + cstime
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of ``pid``'s tree, including reaped children."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:

@@ -31,6 +31,18 @@ def _cpu(case: Case) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _split(case: Case) -> str:
+    """The proxy's user / system CPU per 1,000 chunks: its own work against the kernel's."""
+    user, system, chunks = (
+        case.get("proxy_user_s"),
+        case.get("proxy_system_s"),
+        case["result"]["content_chunks"],
+    )
+    if user is None or system is None or not chunks or user + system < MIN_CPU_S:
+        return "—" if user is None else "n/a"
+    return f"{user / chunks * 1000:.4f}/{system / chunks * 1000:.4f}"
+
+
 def _slow(case: Case) -> str:
     result = case["result"]
     complete = (
@@ -109,6 +121,7 @@ _ROWS: list[tuple[str, str, Cell, list[str]]] = [
         _cpu,
         ["proxy CPU per 1,000 chunks, OpenAI route", "proxy CPU per 1,000 chunks vs nginx"],
     ),
+    ("  of which user/system s", "throughput/openai", _split, []),
     (
         "slow streams: complete/TTFT p99/peak RSS",
         "slow/openai",

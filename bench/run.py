@@ -28,6 +28,7 @@ from bench.procs import (
     RssSampler,
     Unavailable,
     cpu_seconds,
+    cpu_times,
     pin_self,
     raise_nofile_limit,
     rss_bytes,
@@ -51,7 +52,7 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
     )
     pid = system.proc.pid if system.proc is not None else None
     sampler = RssSampler(pid) if pid is not None and spec.sample_rss else None
-    proxy_cpu_before = cpu_seconds(pid) if pid is not None else 0.0
+    proxy_times_before = cpu_times(pid) if pid is not None else (0.0, 0.0)
     upstream_cpu_before = cpu_seconds(upstream.pid)
     if sampler is not None:
         sampler.start()
@@ -61,7 +62,12 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
     else:
         result = await run_load(target, load)
     peak = await sampler.stop() if sampler is not None else None
-    proxy_cpu = cpu_seconds(pid) - proxy_cpu_before if pid is not None else None
+    proxy_user = proxy_system = proxy_cpu = None
+    if pid is not None:
+        user, system_time = cpu_times(pid)
+        proxy_user = user - proxy_times_before[0]
+        proxy_system = system_time - proxy_times_before[1]
+        proxy_cpu = proxy_user + proxy_system
     chunks = result.content_chunks
     return {
         "system": system.name,
@@ -81,6 +87,9 @@ async def _measure(case: Case, system: System, upstream: Proc) -> dict[str, Any]
         "proxy_cores": system.cores,
         "result": result.to_json(),
         "proxy_cpu_s": proxy_cpu,
+        # The kernel's share (system calls, loopback TCP) against the process's own work.
+        "proxy_user_s": proxy_user,
+        "proxy_system_s": proxy_system,
         "proxy_cpu_per_1k_chunks_s": (
             proxy_cpu / chunks * 1000 if proxy_cpu is not None and chunks else None
         ),
@@ -127,7 +136,9 @@ def _one_line(case: Case, data: dict[str, Any]) -> str:
         f"{result['requests_per_s']:,.0f} req/s",
     ]
     if cpu is not None:
-        parts.append(f"cpu/1k {cpu:.3f} s")
+        user, system_time = data.get("proxy_user_s"), data.get("proxy_system_s")
+        split = f" ({100 * user / (user + system_time):.0f} % user)" if user and system_time else ""
+        parts.append(f"cpu/1k {cpu:.3f} s{split}")
     if data["proxy_cpu_per_request_ms"] is not None:
         parts.append(f"cpu/req {data['proxy_cpu_per_request_ms'] * 1000:.0f} µs")
     if rss is not None:

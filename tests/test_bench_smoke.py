@@ -246,3 +246,12 @@ def test_request_profile_without_network_reports_the_cpu_per_request() -> None:
     """`--no-network` answers from memory and still serves every request (no figure asserted)."""
     lines = _request_profile("--no-network")
     assert lines[0].startswith("CPU per request, 1-chunk stream, ads off, no network:")
+
+
+def test_quick_bench_splits_the_proxys_cpu_into_user_and_system(quick_run: dict[str, Any]) -> None:
+    measured = [c for c in quick_run["cases"].values() if c.get("proxy_cpu_s") is not None]
+    assert measured, "no case measured the proxy's CPU"
+    for case in measured:
+        user, system = case["proxy_user_s"], case["proxy_system_s"]
+        assert user >= 0 and system >= 0
+        assert user + system == pytest.approx(case["proxy_cpu_s"])
