@@ -92,6 +92,18 @@ class BodyWriter:
         self.granted = send == self._cycle.send
         return self.granted
 
+    def ready(self) -> bool:
+        """Whether `write` would write now (see there)."""
+        cycle = self._cycle
+        return (
+            self.granted
+            and cycle.chunked_encoding is True
+            and cycle.response_started
+            and not cycle.response_complete
+            and not cycle.disconnected
+            and not cycle.flow.write_paused
+        )
+
     def write(self, data: bytes) -> bool:
         """Write `data` as the next chunk of the body (never the last); False, writing nothing,
         unless granted, the response has started, is chunked, is not complete, the client is
@@ -99,16 +111,9 @@ class BodyWriter:
         way. Empty `data` writes nothing (an empty chunk would end the body)."""
         if not data:
             return True
-        cycle = self._cycle
-        if (
-            not self.granted
-            or cycle.chunked_encoding is not True
-            or not cycle.response_started
-            or cycle.response_complete
-            or cycle.disconnected
-            or cycle.flow.write_paused
-        ):
+        if not self.ready():
             return False
+        cycle = self._cycle
         # uvicorn's own chunk framing (`RequestResponseCycle.send`).
         cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True

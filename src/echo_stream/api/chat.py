@@ -10,10 +10,13 @@ from starlette.responses import Response
 from echo_stream.api.edge import lazy_base_url, parse_chat_request, read_body, require_key
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
+from echo_stream.http_protocol import BODY_WRITER
 from echo_stream.ids import hex_id
+from echo_stream.ops.record import current_record
 from echo_stream.state import AppState
 from echo_stream.streaming.chunks import ChunkWriter, encode_chunks
 from echo_stream.streaming.collect import collect_completion
+from echo_stream.streaming.relay import RELAY, Relay
 from echo_stream.streaming.response import DeferredJSONResponse, EventStreamResponse
 
 router = APIRouter()
@@ -31,6 +34,9 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if chat.stream:
         writer = ChunkWriter(completion_id, created, chat.model)
+        body = request.scope.get("extensions", {}).get(BODY_WRITER)
+        if body is not None and run.plain and events is run.events:  # nothing but the encoder
+            RELAY.set(Relay(body, writer, current_record()))
         return EventStreamResponse(
             encode_chunks(events, writer, include_usage=chat.wants_usage()), headers
         )

@@ -31,6 +31,9 @@ class ChatRun:
     upstream_model: str
     events: EventStream
     """Provider events after the first-token guard and the ad stage (ads arrive as `AdBlock`)."""
+    plain: bool = True
+    """No stage between the provider and the face touches text (no ad stage): `streaming.relay`
+    may write plain reads itself."""
 
 
 def run_chat(
@@ -58,7 +61,8 @@ def run_chat(
     else:  # outside a request (the gateway's own calls, e.g. titles): only the guard
         timeout = state.settings.upstream_first_token_timeout
         source = first_event_within(events, timeout, route.provider.name)
-    return ChatRun(route.provider.name, route.upstream_model, build_pipeline(source, stages))
+    pipeline = build_pipeline(source, stages)
+    return ChatRun(route.provider.name, route.upstream_model, pipeline, plain=not stages)
 
 
 def _observed(state: AppState, record: RequestRecord, events: EventStream) -> EventStream:

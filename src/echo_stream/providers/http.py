@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -37,6 +38,7 @@ from echo_stream.providers.transport.errors import (
 )
 from echo_stream.providers.transport.fastclient import FastClient
 from echo_stream.providers.transport.httpx_client import HttpxClient
+from echo_stream.streaming.relay import RELAY
 
 _ERROR_BODY_LIMIT = 64 * 1024
 MALFORMED_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
@@ -270,6 +272,12 @@ class HttpProvider:
         try:
             if not _is_event_stream(response):
                 await _not_a_stream(provider, response, limits)
+            relay = RELAY.get()
+            if relay is not None:  # a plain answer: reads of plain text may skip this task
+                plain_texts = getattr(reader, "plain_texts", None)
+                offer = getattr(response, "relay", None)
+                if plain_texts is not None and offer is not None:
+                    offer(partial(relay.take, decoder, plain_texts))
             chunks = response.aiter_bytes()
             async for chunk in chunks:
                 payloads = decoder.feed(chunk)

@@ -141,6 +141,21 @@ def _usage(usage: dict[str, Any]) -> Usage:
     )
 
 
+def _plain_text(payload: Any) -> str | None:
+    """The text of a chunk that carries choice 0's next piece of text and nothing else (nearly
+    every chunk), else None."""
+    if type(payload) is dict and payload.get("usage") is None and not payload.get("error"):
+        choices = payload.get("choices")
+        if type(choices) is list and len(choices) == 1:
+            choice = choices[0]
+            delta = choice.get("delta") if type(choice) is dict else None
+            if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
+                content, index = delta.get("content"), choice.get("index", 0)
+                if type(content) is str and content and type(index) is int and index == 0:
+                    return content
+    return None
+
+
 class _Reader:
     """Tracks which choices started and finished, to tell a whole answer from a cut one."""
 
@@ -153,16 +168,10 @@ class _Reader:
     def feed(self, payload: Any) -> list[AnswerEvent]:
         # Most chunks carry one choice's next piece of text and nothing else: read that shape
         # straight off, and anything else the general way.
-        if type(payload) is dict and payload.get("usage") is None and not payload.get("error"):
-            choices = payload.get("choices")
-            if type(choices) is list and len(choices) == 1:
-                choice = choices[0]
-                delta = choice.get("delta") if type(choice) is dict else None
-                if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
-                    content, index = delta.get("content"), choice.get("index", 0)
-                    if type(content) is str and content and type(index) is int and index == 0:
-                        self.started.add(0)
-                        return [TextDelta(content)]
+        text = _plain_text(payload)
+        if text is not None:
+            self.started.add(0)
+            return [TextDelta(text)]
         events = parse_chunk(payload)
         for event in events:
             if isinstance(event, Finish):
@@ -170,6 +179,20 @@ class _Reader:
             elif not isinstance(event, Usage):
                 self.started.add(event.choice)
         return events
+
+    def plain_texts(self, payloads: list[Any]) -> list[str] | None:
+        """The texts of payloads that are all choice 0's next piece of text, once choice 0 has
+        started (what `feed` would turn into exactly these `TextDelta`s, changing nothing);
+        else None. For `streaming.relay`."""
+        if 0 not in self.started:
+            return None
+        texts = []
+        for payload in payloads:
+            text = _plain_text(payload)
+            if text is None:
+                return None
+            texts.append(text)
+        return texts
 
     def finish(self) -> Iterable[AnswerEvent]:
         # Some compatible servers omit [DONE]: fine once every choice has finished.

@@ -51,6 +51,30 @@ class PayloadDecoder:
             raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
         return self._payloads(events) if events else []
 
+    def peek(self, chunk: bytes) -> list[Any] | None:
+        """The payloads of a read that `feed` would decode with no state kept and no end marker
+        in it (whole JSON `data:` events, nothing pending); None for anything else, including a
+        payload that is not JSON (`feed` then says so), and anything after the end marker.
+        Changes nothing."""
+        if self.ended:
+            return None
+        events = self._decoder.peek(chunk)
+        if not events:
+            return None
+        payloads = []
+        is_last = self._is_last
+        for _, data in events:
+            if data == _DONE:
+                return None
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return None
+            if is_last is not None and is_last(payload):
+                return None
+            payloads.append(payload)
+        return payloads
+
     def flush(self) -> list[Any]:
         """At the end of the body: the payload of a last event with no blank line after it."""
         try:

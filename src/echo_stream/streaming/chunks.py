@@ -58,11 +58,15 @@ def error_event(error: EchoError) -> bytes:
 
 
 class ChunkWriter:
-    """Serialises chunks for one response."""
+    """Serialises chunks for one response, and knows which choices it has started and ended."""
 
-    __slots__ = ("_head",)
+    __slots__ = ("_head", "finished", "started")
 
     def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self.started: set[int] = set()
+        """Choices whose role delta went out."""
+        self.finished: set[int] = set()
+        """Choices whose finish chunk went out."""
         self._head = b"".join(
             (
                 b'data: {"id":',
@@ -82,6 +86,16 @@ class ChunkWriter:
             return self.delta(choice, {"content": text})
         return b"".join((self._head, _CONTENT_0, orjson.dumps(text), _CONTENT_0_END))
 
+    def contents(self, texts: list[str]) -> bytes:
+        """The chunks carrying choice 0's next pieces of text, joined (one write)."""
+        head = self._head + _CONTENT_0
+        dumps = orjson.dumps
+        return b"".join([b"".join((head, dumps(text), _CONTENT_0_END)) for text in texts])
+
+    def streaming(self, choice: int) -> bool:
+        """Whether `choice` has started and not finished: its text now goes out as is."""
+        return choice in self.started and choice not in self.finished
+
     def delta(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         """One chunk carrying `delta` (and maybe a finish reason) for `choice`."""
         body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -98,9 +112,8 @@ async def encode_chunks(
 ) -> AsyncGenerator[bytes, None]:
     """Turn events into SSE chunk bytes, one write per `FLUSH`; errors before the first byte
     propagate to the caller."""
-    started: set[int] = set()
+    started, finished = writer.started, writer.finished
     tools_started: set[tuple[int, int]] = set()
-    finished: set[int] = set()
     usage: Usage | None = None
     pending: list[bytes] = []
     sent = False

@@ -1,7 +1,10 @@
 """The pipeline, top to bottom: provider events -> first-token guard -> ad filter -> output.
 
 Each stage is an async generator from events to events; only the last one (the chunk encoder
-or the collector) knows the wire format.
+or the collector) knows the wire format. One shortcut, for the OpenAI endpoint's plain answers
+(no stage between the provider and the encoder): once the response has started, reads that are
+only choice 0's next pieces of text are decoded, encoded and written by `streaming.relay` from
+the upstream connection's callback, with these same functions, without waking the pipeline.
 """
 
 from __future__ import annotations

@@ -47,11 +47,16 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume `chunk`; return the events completed by it, in order."""
-        if not self._pending and not self._data and self._event is None and b"\r" not in chunk:
-            events = self._data_only(chunk)
-            if events is not None:
-                return events
-        return self._feed(chunk)
+        events = self.peek(chunk)
+        return self._feed(chunk) if events is None else events
+
+    def peek(self, chunk: bytes) -> list[SSEEvent] | None:
+        """The events of `chunk` when it is only whole `data: ...` events and nothing earlier is
+        pending (then `feed` would return exactly these and keep no state); else None. Changes
+        nothing."""
+        if self._pending or self._data or self._event is not None or b"\r" in chunk:
+            return None
+        return self._data_only(chunk)
 
     def _data_only(self, chunk: bytes) -> list[SSEEvent] | None:
         """The events of a read made only of whole `data: ...` events (OpenAI's streams, read

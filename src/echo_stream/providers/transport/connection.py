@@ -1,6 +1,7 @@
 """One upstream HTTP/1.1 connection for `FastClient`: an asyncio protocol around httptools' C
 parser, with the per-chunk path kept to a deque append and, only when a reader waits, one
-future result.
+future result. A response may install a relay (`streaming.relay`): a read's body is then offered
+to it before the waiting reader is woken, and what it takes never reaches the reader.
 
 Errors are those of `transport.errors`: `ReadTimeout` after read_timeout seconds of silence,
 `ConnectionBroken` for resets and unparsable responses, `LimitExceeded` for a response head over
@@ -17,7 +18,9 @@ timer and its cancel cost ~2 µs); it lapses when it wakes to an idle connection
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Final, Protocol, cast
 
 import httptools
@@ -28,6 +31,11 @@ from echo_stream.providers.transport.errors import (
     ReadTimeout,
     TransportError,
 )
+
+log = logging.getLogger(__name__)
+
+Relay = Callable[[bytes], bool]
+"""Takes a read's body bytes and deals with them itself (True), or leaves them to the reader."""
 
 PAUSE_READING_AT: Final = 1 << 20
 """Buffered unread body bytes above which the socket stops being read until the reader drains."""
@@ -84,6 +92,7 @@ class Connection(asyncio.Protocol):
         "paused",
         "read_timeout",
         "reason",
+        "relay",
         "reusable",
         "status",
         "transport",
@@ -128,6 +137,8 @@ class Connection(asyncio.Protocol):
         self.paused = False
         self.buffered = 0
         self.chunks.clear()
+        self.relay: Relay | None = None
+        """Offered each read's body while the reader waits for one (see `_offer`)."""
 
     # --- driven by the client ----------------------------------------------------------------
 
@@ -225,6 +236,8 @@ class Connection(asyncio.Protocol):
             self.head_bytes += len(data)
             if self.head_bytes > self.max_head_bytes:
                 self._fail(LimitExceeded(f"response head over {self.max_head_bytes} bytes"))
+        elif self.relay is not None and self.chunks:
+            self._offer(self.relay)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -282,11 +295,12 @@ class Connection(asyncio.Protocol):
         if self.buffered > PAUSE_READING_AT and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self.relay is None:  # (else the whole read is offered to it first: `_offer`)
+            waiter = self.waiter
+            if waiter is not None:
+                self.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if self.interim:
@@ -304,6 +318,30 @@ class Connection(asyncio.Protocol):
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _offer(self, relay: Relay) -> None:
+        """A read's body, while the reader waits for one: to `relay` first, then (if it leaves
+        it) to the reader. Only a waiting reader's bytes are offered: one that is busy has not
+        yet dealt with everything before them."""
+        waiter = self.waiter
+        if waiter is None:
+            return
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            taken = relay(data)
+        except Exception:  # a bug: the reader goes on with these bytes, the relay is dropped
+            log.exception("the relay failed; the reader takes over")
+            self.relay, taken = None, False
+        if taken:
+            chunks.clear()
+            self.buffered = 0
+            if self.paused:
+                self._resume_reading()
+            return
+        self.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
     def _fail(self, error: TransportError) -> None:
         if self.active and not self.complete and self.error is None:

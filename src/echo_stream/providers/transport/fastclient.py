@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
-from echo_stream.providers.transport.connection import Connection
+from echo_stream.providers.transport.connection import Connection, Relay
 from echo_stream.providers.transport.errors import (
     ConnectionBroken,
     StaleConnection,
@@ -89,11 +89,19 @@ class UpstreamResponse:
         """Pool the connection if the body ended with keep-alive; otherwise close it now."""
         self._close()
 
+    def relay(self, relay: Relay) -> None:
+        """Offer each later read's body to `relay` before it is queued for `aiter_bytes`,
+        while the reader waits for one (`Connection._offer`): what it takes never reaches the
+        reader. For `streaming.relay`."""
+        if self._conn is not None:
+            self._conn.relay = relay
+
     def _close(self) -> None:
         conn = self._conn
         if conn is not None:
             self._conn = None
             self._body_done = conn.complete
+            conn.relay = None
             conn.finish()
 
     def __del__(self) -> None:

@@ -1,0 +1,227 @@
+"""The relay (`streaming.relay`): plain reads written without the response's task, byte for byte
+what the task writes; everything else left to the task. A live gateway on its own server
+protocol, the socket upstream (the production HTTP client), raw bytes compared."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from echo_stream.streaming.relay import Relay
+from tests.conftest import make_app
+from tests.upstreams import Reply, SocketUpstream, openai_stream, openai_tool_stream
+
+PIECES = ["Hello", " there", ", wörld 🙂", ' "quoted"', " back\\slash", "\nnew line", " end."]
+_HEAD = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def _events(stream: bytes) -> list[bytes]:
+    """One upstream piece per SSE event (each its own read, as a token stream arrives)."""
+    return [event + b"\n\n" for event in stream.split(b"\n\n") if event]
+
+
+def _chunk(choices: list[dict[str, Any]]) -> bytes:
+    return b"data: " + json.dumps({**_HEAD, "choices": choices}).encode() + b"\n\n"
+
+
+def _text(content: str, index: int = 0) -> bytes:
+    return _chunk([{"index": index, "delta": {"content": content}, "finish_reason": None}])
+
+
+def _two_choices() -> list[bytes]:
+    finish = [{"index": i, "delta": {}, "finish_reason": "stop"} for i in (0, 1)]
+    return [_text("A0", 0), _text("B0", 1), _text("A1", 0), _text("B1", 1), _text("A2", 0),
+            _chunk(finish), b"data: [DONE]\n\n"]  # fmt: skip
+
+
+def _batched(stream: bytes, seed: int) -> list[bytes]:
+    """Events grouped into reads of 1-4 whole events, sometimes split mid-event."""
+    events, rng, reads = _events(stream), random.Random(seed), []
+    while events:
+        take = rng.randint(1, 4)
+        read, events = b"".join(events[:take]), events[take:]
+        if rng.random() < 0.3 and len(read) > 10:
+            cut = rng.randint(1, len(read) - 1)
+            reads += [read[:cut], read[cut:]]
+        else:
+            reads.append(read)
+    return reads
+
+
+SHAPES: dict[str, list[bytes]] = {
+    "one event per read": _events(openai_stream(PIECES)),
+    "no usage": _events(openai_stream(PIECES, usage=False)),
+    "batched and split reads": _batched(openai_stream(PIECES * 6), seed=7),
+    "two choices": _two_choices(),
+    "tool calls": _events(openai_tool_stream()),
+    "no [DONE] at the end": _events(openai_stream(PIECES))[:-1],
+    "malformed payload mid-stream": [*_events(openai_stream(PIECES))[:4], b"data: {oops\n\n"],
+    "upstream error mid-stream": [
+        *_events(openai_stream(PIECES))[:4],
+        b'data: {"error": {"message": "overloaded"}}\n\n',
+    ],
+    "cut short": _events(openai_stream(PIECES))[:5],
+    "text after [DONE]": [*_events(openai_stream(PIECES[:3], usage=False)), _text("late")],
+    "[DONE] with no finish, then text": [
+        *[e for e in _events(openai_stream(PIECES[:3], usage=False)) if b'"stop"' not in e],
+        _text("late"),
+        b": the body goes on after its end\n\n",
+    ],
+}
+
+
+@pytest.fixture
+def takes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """What `Relay.take` answered, call by call."""
+    answers: list[bool] = []
+    take = Relay.take
+
+    def counting(self: Relay, *args: Any) -> bool:
+        answers.append(take(self, *args))
+        return answers[-1]
+
+    monkeypatch.setattr(Relay, "take", counting)
+    yield answers
+
+
+def _normalised(body: bytes) -> bytes:
+    """The response with its per-request ids and timestamp made equal."""
+    body = re.sub(rb'"id":"chatcmpl-[^"]+"', b'"id":"X"', body)
+    body = re.sub(rb'"request_id":"req_[0-9a-f]+"', b'"request_id":"X"', body)
+    return re.sub(rb'"created":\d+', b'"created":0', body)
+
+
+def _stream(base: str, headers: dict[str, str] | None = None) -> bytes:
+    payload = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}],
+               "stream_options": {"include_usage": True}}  # fmt: skip
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=payload,
+                      headers=headers or {}, timeout=30) as response:  # fmt: skip
+        assert response.status_code == 200, response.read()
+        return response.read()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_relay_writes_exactly_what_the_task_would(
+    shape: str,
+    server: Callable[..., str],
+    takes: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pieces = SHAPES[shape]
+    upstream = SocketUpstream(Reply(pieces=pieces, delay=0.005), Reply(pieces=pieces, delay=0.005))
+    base = server(make_app(upstream))
+    relayed = _stream(base)
+    took = sum(takes)
+    monkeypatch.setattr(Relay, "take", lambda self, *args: False)  # the task does every read
+    assert _normalised(relayed) == _normalised(_stream(base))
+    if shape in ("one event per read", "no usage", "batched and split reads", "cut short"):
+        assert took >= 2, takes  # it did write some reads itself
+    if shape == "tool calls":
+        assert took == 0  # no plain text for choice 0 in it: every read is the task's
+
+
+def test_the_relay_stays_out_of_answers_with_stages(
+    server: Callable[..., str], takes: list[bool]
+) -> None:
+    pieces = _events(openai_stream(PIECES * 4))
+    upstream = SocketUpstream(*(Reply(pieces=pieces, delay=0.005) for _ in range(3)))
+    ads = server(make_app(upstream, ad_injection_rate=1.0))
+    _stream(ads)
+    stored = server(make_app(upstream))
+    _stream(stored, {"X-Conversation-Id": "new"})
+    assert takes == []  # an ad stage or a recording sees every event: no relay offered
+    _stream(stored)
+    assert any(takes)
+
+
+def test_a_client_that_stops_reading_gets_every_byte_in_order(
+    server: Callable[..., str], takes: list[bool]
+) -> None:
+    # Big pieces fill the socket while the client does not read: the connection pushes back,
+    # the relay declines those reads (the task waits in `send` instead), and nothing is lost.
+    pieces = [f"{n:05d}" + "x" * 4000 for n in range(400)]
+    upstream = SocketUpstream(Reply(pieces=_events(openai_stream(pieces)), delay=0.0005))
+    base = server(make_app(upstream))
+    host, port = base.removeprefix("http://").split(":")
+    body = json.dumps({"model": "gpt-4o", "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()  # fmt: skip
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
+        )
+        time.sleep(1.0)  # not reading: the gateway's writes back up
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in _dechunked(raw).split(b"\n\n")
+        if line.startswith(b"data: {") and b'"choices":[{' in line
+    )
+    assert text == "".join(pieces)
+    assert False in takes and True in takes  # declined while pushed back, took otherwise
+
+
+def _dechunked(raw: bytes) -> bytes:
+    """An HTTP/1.1 chunked response's body."""
+    rest = raw.split(b"\r\n\r\n", 1)[1]
+    body = b""
+    while rest:
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        body, rest = body + rest[:size], rest[size + 2 :]
+    return body
+
+
+class _Body:
+    """A `BodyWriter` stand-in: ready or not, and what was written."""
+
+    def __init__(self, ready: bool) -> None:
+        self.is_ready = ready
+        self.written: list[bytes] = []
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def write(self, data: bytes) -> bool:
+        self.written.append(data)
+        return True
+
+
+def test_a_taken_read_is_counted_and_a_declined_one_changes_nothing() -> None:
+    from echo_stream.ops.record import RequestRecord
+    from echo_stream.providers.openai import _Reader
+    from echo_stream.providers.payloads import PayloadDecoder
+    from echo_stream.streaming.chunks import ChunkWriter
+
+    reader = _Reader()
+    reader.feed(json.loads(_text("first")[6:]))  # choice 0 has started
+    decoder = PayloadDecoder("openai", 1 << 20, None)
+    writer = ChunkWriter("chatcmpl-1", 1, "gpt-4o")
+    writer.started.add(0)
+    record = RequestRecord("req_1", "POST", "/v1/chat/completions")
+    read = _text("a") + _text("b")
+
+    body = _Body(ready=False)  # the client pushes back: left to the task
+    relay = Relay(body, writer, record)  # type: ignore[arg-type]
+    assert not relay.take(decoder, reader.plain_texts, read)
+    assert body.written == [] and record.chunks == 0
+    body.is_ready = True
+    assert not relay.take(decoder, reader.plain_texts, read + b"data: [DONE]\n\n")  # the end
+    assert not relay.take(decoder, reader.plain_texts, read[:-5])  # an unfinished event
+    assert body.written == [] and record.chunks == 0
+    assert relay.take(decoder, reader.plain_texts, read)
+    assert body.written == [writer.content(0, "a") + writer.content(0, "b")]
+    assert record.chunks == 1  # one upstream read, as the observer counts its reads
