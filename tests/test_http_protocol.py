@@ -116,6 +116,9 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
         cycle.flow.pause_writing()  # the client pushes back
         seen["paused"] = seen["writer"].write(b"x")
         cycle.flow.resume_writing()
+        transport.closed = True  # closing, before the server has noticed the client left
+        seen["closing"] = seen["writer"].ready()
+        transport.closed = False
         go_on.set()
         await asyncio.sleep(0.05)
         return transport
@@ -126,6 +129,7 @@ def test_the_body_writer_writes_chunks_only_while_that_is_safe() -> None:
     assert seen["started"] is True
     assert seen["empty"] is True
     assert seen["paused"] is False  # `send` waits for the client instead
+    assert seen["closing"] is False
     assert seen["complete"] is False
     body = b"".join(transport.writes).split(b"\r\n\r\n", 1)[1]
     # Framed exactly as uvicorn frames a chunk: a client sees one ordinary chunked body.

@@ -102,6 +102,7 @@ class BodyWriter:
             and not cycle.response_complete
             and not cycle.disconnected
             and not cycle.flow.write_paused
+            and not cycle.transport.is_closing()  # (before `disconnected` is set: a write raises)
         )
 
     def write(self, data: bytes) -> bool:

@@ -69,6 +69,11 @@ SHAPES: dict[str, list[bytes]] = {
         b'data: {"error": {"message": "overloaded"}}\n\n',
     ],
     "cut short": _events(openai_stream(PIECES))[:5],
+    "a role in every delta (Ollama, OpenRouter)": [
+        _chunk([{"index": 0, "delta": {"role": "assistant", "content": piece}}])
+        for piece in ["", *PIECES]
+    ]
+    + [_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), b"data: [DONE]\n\n"],
     "text after [DONE]": [*_events(openai_stream(PIECES[:3], usage=False)), _text("late")],
     "[DONE] with no finish, then text": [
         *[e for e in _events(openai_stream(PIECES[:3], usage=False)) if b'"stop"' not in e],
@@ -225,3 +230,71 @@ def test_a_taken_read_is_counted_and_a_declined_one_changes_nothing() -> None:
     assert relay.take(decoder, reader.plain_texts, read)
     assert body.written == [writer.content(0, "a") + writer.content(0, "b")]
     assert record.chunks == 1  # one upstream read, as the observer counts its reads
+
+
+def test_a_read_the_relay_leaves_is_parsed_once(
+    server: Callable[..., str], takes: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream the relay never takes (a role in every delta): its reads are still parsed once,
+    # the task using what the relay's look already parsed.
+    from echo_stream.providers import payloads
+
+    parsed: list[bytes] = []
+
+    class CountingJson:
+        JSONDecodeError = payloads.orjson.JSONDecodeError
+
+        @staticmethod
+        def loads(data: bytes) -> Any:
+            parsed.append(data)
+            return json.loads(data)
+
+        dumps = staticmethod(payloads.orjson.dumps)
+
+    monkeypatch.setattr(payloads, "orjson", CountingJson)
+    pieces = SHAPES["a role in every delta (Ollama, OpenRouter)"]
+    base = server(make_app(SocketUpstream(Reply(pieces=pieces, delay=0.005))))
+    _stream(base)
+    assert takes and not any(takes)  # offered, never taken
+    assert len(parsed) == len(pieces) - 1  # every JSON event once ([DONE] is not JSON)
+
+
+def test_a_cancelled_reader_is_offered_nothing() -> None:
+    # `task.cancel()` resolves the reader's future at once; until the task runs, no read may
+    # be written past it.
+    import asyncio
+
+    from echo_stream.providers.transport.connection import Connection
+
+    class Owner:
+        def release(self, conn: Connection) -> None: ...
+
+        def discard(self, conn: Connection) -> None: ...
+
+    class Quiet:
+        def write(self, data: bytes) -> None: ...
+
+        def is_closing(self) -> bool:
+            return False
+
+        def abort(self) -> None: ...
+
+    offered: list[bytes] = []
+
+    async def main() -> None:
+        conn = Connection(Owner(), read_timeout=30)
+        conn.connection_made(Quiet())  # type: ignore[arg-type]
+        conn.start(b"POST / HTTP/1.1\r\n\r\n")
+        conn.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        conn.relay = lambda data: offered.append(data) or True
+        reader = asyncio.ensure_future(conn.wait())
+        await asyncio.sleep(0)
+        conn.data_received(b"5\r\nfirst\r\n")  # the reader waits: offered, taken
+        reader.cancel()
+        conn.data_received(b"4\r\nlate\r\n")  # cancelled, not yet unwound: not offered
+        assert offered == [b"first"] and list(conn.chunks) == [b"late"]
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        conn.abort()
+
+    asyncio.run(main())

@@ -32,7 +32,7 @@ def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
 class PayloadDecoder:
     """Feed it body reads; it returns the JSON payloads each read completes."""
 
-    __slots__ = ("_decoder", "_is_last", "_provider", "ended")
+    __slots__ = ("_decoder", "_is_last", "_peeked", "_provider", "ended")
 
     def __init__(
         self, provider: str, max_event_bytes: int, is_last: Callable[[Any], bool] | None
@@ -42,9 +42,14 @@ class PayloadDecoder:
         self._is_last = is_last
         self.ended = False
         """True once the stream's end marker arrived."""
+        self._peeked: tuple[bytes, list[Any]] | None = None
+        """The last read `peek` parsed, and its payloads: `feed` of that same read uses them."""
 
     def feed(self, chunk: bytes) -> list[Any]:
         """The payloads `chunk` completes, up to the end marker."""
+        peeked, self._peeked = self._peeked, None
+        if peeked is not None and peeked[0] is chunk:  # parsed by `peek`, which the relay left
+            return peeked[1]
         try:
             events = self._decoder.feed(chunk)
         except SSELimitExceeded as exc:
@@ -55,7 +60,8 @@ class PayloadDecoder:
         """The payloads of a read that `feed` would decode with no state kept and no end marker
         in it (whole JSON `data:` events, nothing pending); None for anything else, including a
         payload that is not JSON (`feed` then says so), and anything after the end marker.
-        Changes nothing."""
+        Changes nothing that `feed` reads, except that `feed` of this same read (the same object)
+        returns these payloads instead of parsing them again."""
         if self.ended:
             return None
         events = self._decoder.peek(chunk)
@@ -73,6 +79,7 @@ class PayloadDecoder:
             if is_last is not None and is_last(payload):
                 return None
             payloads.append(payload)
+        self._peeked = (chunk, payloads)
         return payloads
 
     def flush(self) -> list[Any]:

@@ -324,10 +324,14 @@ class Connection(asyncio.Protocol):
         it) to the reader. Only a waiting reader's bytes are offered: one that is busy has not
         yet dealt with everything before them."""
         waiter = self.waiter
-        if waiter is None:
+        if waiter is None or waiter.done():  # (done: the reader was cancelled, not yet gone)
             return
         chunks = self.chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(chunks) > 1:  # one object, so the reader is handed the very bytes offered
+            data = b"".join(chunks)
+            chunks.clear()
+            chunks.append(data)
+        data = chunks[0]
         try:
             taken = relay(data)
         except Exception:  # a bug: the reader goes on with these bytes, the relay is dropped
