@@ -71,6 +71,12 @@ BODY_WRITER = "echo.body_writer"
 """The scope extension (in `scope["extensions"]`) holding the request's `BodyWriter`."""
 
 
+def body_writer(scope: Any) -> BodyWriter | None:
+    """The request's `BodyWriter`, when the server offers one (the gateway's own does)."""
+    extensions = scope.get("extensions")
+    return None if extensions is None else extensions.get(BODY_WRITER)
+
+
 class BodyWriter:
     """Writes pieces of a response's body straight to the connection, when it safely can.
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from echo_stream.api.edge import lazy_base_url, parse_chat_request, read_body, require_key
 from echo_stream.api.record import record_if_asked
 from echo_stream.api.run import run_chat
-from echo_stream.http_protocol import BODY_WRITER
+from echo_stream.http_protocol import body_writer
 from echo_stream.ids import hex_id
 from echo_stream.ops.record import current_record
 from echo_stream.state import AppState
@@ -34,7 +34,7 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if chat.stream:
         writer = ChunkWriter(completion_id, created, chat.model)
-        body = request.scope.get("extensions", {}).get(BODY_WRITER)
+        body = body_writer(request.scope)
         if body is not None and run.plain and events is run.events:  # nothing but the encoder
             RELAY.set(Relay(body, writer, current_record()))
         return EventStreamResponse(

@@ -18,7 +18,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echo_stream.api.fastpath import adds_own_headers, fast_route
-from echo_stream.http_protocol import BODY_WRITER
+from echo_stream.http_protocol import body_writer
 from echo_stream.ops.logs import ACCESS_LOGGER, log_request
 from echo_stream.ops.record import (
     RequestRecord,
@@ -67,7 +67,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if (writer := scope.get("extensions", {}).get(BODY_WRITER)) is not None:
+        if (writer := body_writer(scope)) is not None:
             writer.grant(send)  # the outermost layer: is anything around the app watching?
         record = RequestRecord(
             _incoming_id(scope) or new_request_id(), scope["method"], scope["path"]

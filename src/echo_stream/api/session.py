@@ -19,7 +19,7 @@ from echo_stream.api.run import run_chat
 from echo_stream.errors import InvalidRequest
 from echo_stream.events import EventStream
 from echo_stream.faces.session import encode_session, push_with
-from echo_stream.http_protocol import BODY_WRITER
+from echo_stream.http_protocol import body_writer
 from echo_stream.ops.record import response_started
 from echo_stream.protocol import ChatCompletionRequest, ChatMessage, StreamOptions
 from echo_stream.sessions.models import Session
@@ -125,7 +125,7 @@ async def stream(request: Request, session_id: str) -> Response:
     Served by `http_protocol`'s server, pieces generated in this process reach a caught-up
     viewer straight from the generating task (`sessions.feed`), not through this response."""
     state: AppState = request.app.state.echo
-    writer = request.scope.get("extensions", {}).get(BODY_WRITER)
+    writer = body_writer(request.scope)
     entries = await state.sessions.attach(
         session_id,
         request.query_params.get("access_token"),

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from echo_stream.errors import EchoError
-from echo_stream.http_protocol import BODY_WRITER, BodyWriter
+from echo_stream.http_protocol import BodyWriter, body_writer
 from echo_stream.ops.record import response_started
 from echo_stream.streaming.chunks import DONE
 
@@ -142,7 +142,7 @@ class EventStreamResponse(Response):
         self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        writer = scope.get("extensions", {}).get(BODY_WRITER)
+        writer = body_writer(scope)
         async with aclosing(self._body):
             await run_until_disconnect(receive, self._stream(send, writer))
 
