@@ -54,7 +54,7 @@ class PayloadDecoder:
             events = self._decoder.feed(chunk)
         except SSELimitExceeded as exc:
             raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
-        return self._payloads(events) if events else []
+        return self._until_end(events) if events else []
 
     def peek(self, chunk: bytes) -> list[Any] | None:
         """The payloads of a read that `feed` would decode with no state kept and no end marker
@@ -67,18 +67,12 @@ class PayloadDecoder:
         events = self._decoder.peek(chunk)
         if not events:
             return None
-        payloads = []
-        is_last = self._is_last
-        for _, data in events:
-            if data == _DONE:
-                return None
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                return None
-            if is_last is not None and is_last(payload):
-                return None
-            payloads.append(payload)
+        try:
+            payloads, ended = self._payloads(events)
+        except UpstreamUnavailable:  # not JSON: `feed` raises it
+            return None
+        if ended:
+            return None
         self._peeked = (chunk, payloads)
         return payloads
 
@@ -88,21 +82,27 @@ class PayloadDecoder:
             events = self._decoder.flush()
         except SSELimitExceeded as exc:
             raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
-        return self._payloads(events)
+        return self._until_end(events)
 
-    def _payloads(self, events: list[SSEEvent]) -> list[Any]:
-        payloads = []
+    def _until_end(self, events: list[SSEEvent]) -> list[Any]:
+        payloads, ended = self._payloads(events)
+        if ended:
+            self.ended = True
+        return payloads
+
+    def _payloads(self, events: list[SSEEvent]) -> tuple[list[Any], bool]:
+        """The events' JSON payloads up to the end marker, and whether it came (the payload
+        `is_last` recognises is included, `[DONE]` is not); a payload that is not JSON raises."""
+        payloads: list[Any] = []
         is_last, provider = self._is_last, self._provider
         for _, data in events:
             if data == _DONE:
-                self.ended = True
-                break
+                return payloads, True
             try:
                 payload = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
                 raise malformed(provider, data) from exc
             payloads.append(payload)
             if is_last is not None and is_last(payload):
-                self.ended = True
-                break
-        return payloads
+                return payloads, True
+        return payloads, False
