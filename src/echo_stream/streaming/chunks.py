@@ -88,9 +88,8 @@ class ChunkWriter:
 
     def contents(self, texts: list[str]) -> bytes:
         """The chunks carrying choice 0's next pieces of text, joined (one write)."""
-        head = self._head + _CONTENT_0
-        dumps = orjson.dumps
-        return b"".join([b"".join((head, dumps(text), _CONTENT_0_END)) for text in texts])
+        content = self.content
+        return b"".join([content(0, text) for text in texts])
 
     def streaming(self, choice: int) -> bool:
         """Whether `choice` has started and not finished: its text now goes out as is."""
