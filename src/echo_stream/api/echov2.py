@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from echo_stream.api.edge import parse_body, read_body, require_key
+from echo_stream.api.edge import header, parse_body, read_body, require_key
 from echo_stream.api.record import IDEMPOTENCY_HEADER, conversation_id_param, require_store
 from echo_stream.api.run import run_chat
 from echo_stream.api.titles import title_after
@@ -220,7 +220,7 @@ async def _answer(
             prompt=prompt,
             title=title_from_prompt(prompt),
             model=chat.model,
-            idempotency_key=body.idempotency_key or request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key=body.idempotency_key or header(request, IDEMPOTENCY_HEADER),
         )
     except BaseException:
         await run.events.aclose()

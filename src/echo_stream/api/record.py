@@ -26,7 +26,7 @@ from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 
 CONVERSATION_HEADER = b"x-conversation-id"
-IDEMPOTENCY_HEADER = "idempotency-key"
+IDEMPOTENCY_HEADER = b"idempotency-key"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -86,7 +86,7 @@ async def record_if_asked(
             prompt=prompt,
             title=title_from_prompt(prompt),
             model=chat.model,
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key=header(request, IDEMPOTENCY_HEADER),
         )
     except BaseException:
         await run.events.aclose()
