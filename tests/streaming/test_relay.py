@@ -133,18 +133,50 @@ def test_the_relay_writes_exactly_what_the_task_would(
         assert took == 0  # no plain text for choice 0 in it: every read is the task's
 
 
-def test_the_relay_stays_out_of_answers_with_stages(
+def test_the_relay_stays_out_of_recorded_answers(
     server: Callable[..., str], takes: list[bool]
 ) -> None:
     pieces = _events(openai_stream(PIECES * 4))
-    upstream = SocketUpstream(*(Reply(pieces=pieces, delay=0.005) for _ in range(3)))
-    ads = server(make_app(upstream, ad_injection_rate=1.0))
-    _stream(ads)
-    stored = server(make_app(upstream))
-    _stream(stored, {"X-Conversation-Id": "new"})
-    assert takes == []  # an ad stage or a recording sees every event: no relay offered
-    _stream(stored)
+    upstream = SocketUpstream(*(Reply(pieces=pieces, delay=0.005) for _ in range(2)))
+    base = server(make_app(upstream))
+    _stream(base, {"X-Conversation-Id": "new"})
+    assert takes == []  # a recording sees every event: no relay offered
+    _stream(base)
     assert any(takes)
+
+
+SENTENCES = [f" Sentence number {n} is here." for n in range(40)]
+
+
+def _ad_free(body: bytes) -> tuple[bytes, list[str]]:
+    """The normalised response with its ad chunks taken out, and the texts before each ad."""
+    kept, before, text = [], [], ""
+    for event in body.split(b"\n\n"):
+        if b'"content":' in event and b"[ad]" in event:
+            before.append(text)
+            continue
+        if event.startswith(b"data: {") and b'"content":"' in event:
+            text += json.loads(event[6:])["choices"][0]["delta"]["content"]
+        kept.append(event)
+    return _normalised(b"\n\n".join(kept)), before
+
+
+def test_answers_with_an_ad_stage_are_relayed_with_the_ad_where_the_stage_puts_it(
+    server: Callable[..., str], takes: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pieces = _events(openai_stream(SENTENCES))
+    upstream = SocketUpstream(*(Reply(pieces=pieces, delay=0.005) for _ in range(2)))
+    base = server(make_app(upstream, ad_injection_rate=1.0, min_response_length=200))
+    relayed = _stream(base)
+    took = sum(takes)
+    monkeypatch.setattr(Relay, "take", lambda self, *args: False)  # the task does every read
+    by_task = _stream(base)
+    body, ads_at = _ad_free(relayed)
+    assert (body, ads_at) == _ad_free(by_task)
+    assert len(ads_at) == 1 and len(ads_at[0]) >= 200  # one ad, at a sentence end past 200
+    assert ads_at[0].endswith("here. ")
+    # Before 3/4 of 200 characters (~5 reads) and after the ad (~30 reads): the relay's.
+    assert took >= 25, takes
 
 
 def test_a_client_that_stops_reading_gets_every_byte_in_order(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from echo_stream.ads.bookkeeping import Bookkeeper
-from echo_stream.ads.filter import NO_AD, splice_ads
+from echo_stream.ads.filter import NO_AD, AdSplice
 from echo_stream.ads.format import render_ad
 from echo_stream.ads.guard import SensitiveTopicGuard
 from echo_stream.ads.inventory import Ad, load_inventory
@@ -37,11 +37,10 @@ from echo_stream.ads.store import (
     make_ad_store,
 )
 from echo_stream.ads.targeting import AdSelector, Choice
-from echo_stream.events import AdBlock, EventStream
+from echo_stream.events import AdBlock
 from echo_stream.ops.record import current_record, key_digest
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.settings import Settings, split_list
-from echo_stream.streaming.pipeline import Stage
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class AdEngine:
 
     def stage(
         self, request: ChatCompletionRequest, client_key: str | None, base_url: BaseUrl
-    ) -> Stage | None:
+    ) -> AdSplice | None:
         """The ad stage for this response, or None (its reason recorded) when it gets no ad."""
         reason = self._ineligible(request, client_key)
         if reason is None and self.rng.random() >= self.settings.ad_injection_rate:
@@ -121,16 +120,12 @@ class AdEngine:
         may_call_tools = bool(request.tools) and request.tool_choice != "none"
         placement = "end" if may_call_tools else settings.ad_placement
 
-        def stage(events: EventStream) -> EventStream:
-            return splice_ads(
-                events,
-                plan,
-                min_chars=settings.min_response_length,
-                max_ads=settings.ad_max_per_response,
-                placement=placement,
-            )
-
-        return stage
+        return AdSplice(
+            plan,
+            min_chars=settings.min_response_length,
+            max_ads=settings.ad_max_per_response,
+            placement=placement,
+        )
 
     def _ineligible(self, request: ChatCompletionRequest, client_key: str | None) -> str | None:
         if self.settings.ad_max_per_response == 0:

@@ -53,7 +53,7 @@ class _Progress:
     called_tools: bool = False
 
 
-async def splice_ads(
+def splice_ads(
     events: EventStream,
     source: AdSource,
     *,
@@ -61,71 +61,135 @@ async def splice_ads(
     max_ads: int = 1,
     placement: Placement = "inline",
 ) -> EventStream:
-    """Pass `events` through, adding up to `max_ads` ad blocks to choice 0's text.
+    """Pass `events` through, adding up to `max_ads` ad blocks to choice 0's text (`AdSplice`)."""
+    return AdSplice(source, min_chars=min_chars, max_ads=max_ads, placement=placement)(events)
+
+
+class AdSplice:
+    """One response's ad stage: call it on the events to get them with the ads spliced in.
 
     The ad is chosen only once the answer has 3/4 of the characters it needs before an ad, and
     after the text that got it there has gone out: choosing never delays a first token, and an
     answer too short for an ad costs no choice. Likewise the text before `min_chars` (where no
     ad may go) is scanned in one piece when the answer reaches it, not token by token.
+
+    `passes` lets `streaming.relay` write a read of plain text without this stage seeing its
+    events, doing to the text exactly what the stage would (`_text`, shared by both): its
+    state is therefore kept here, not in the generator's locals.
     """
-    scanner = PlacementScanner(min_chars)
-    choose_at = max(1, min_chars * 3 // 4)
-    choosing = False
-    unscanned: list[str] = []  # choice 0's text so far, while it is shorter than `min_chars`
-    progress = _Progress()
-    outcome = "incomplete"
-    scanning = max_ads > 0
-    inline = placement == "inline"
-    seen = 0  # a local, not `progress.seen`: this loop runs once per token
-    try:
-        async with aclosing(events):
-            async for event in events:
-                if not choosing and seen >= choose_at:
-                    choosing = True
-                    source.start()
-                if type(event) is TextDelta and event.choice == 0:
-                    text = event.text
-                    start = seen
-                    seen += len(text)
-                    if seen < min_chars:
-                        unscanned.append(text)
-                        yield event
-                        continue
-                    if unscanned:  # no point can be in it: scanned only for the context
-                        scanner.feed("".join(unscanned))
-                        unscanned.clear()
-                    if scanning and (points := scanner.feed(text)) and inline:
-                        for part in _splice(text, start, points, source, progress, min_chars):
-                            yield part
-                        if progress.placed >= max_ads:
-                            break
-                        scanning = source.pending()
-                        continue
-                    yield event
-                    continue
-                if isinstance(event, ToolCallDelta):
-                    progress.called_tools = True
-                elif isinstance(event, Finish) and event.choice == 0:
-                    progress.seen = seen
-                    if not scanning and not progress.placed:
-                        outcome = NO_AD
-                    else:
-                        outcome = _outcome_at_end(event, scanner, progress, min_chars)
-                    if outcome == "place_now":
-                        block = await source.wait()
-                        if block is not None:
-                            progress.placed += 1
-                            yield block
-                        outcome = "placed" if block is not None else NO_AD
-                yield event
+
+    __slots__ = (
+        "_choose_at", "_choosing", "_inline", "_max_ads", "_min_chars", "_progress", "_scanner",
+        "_scanning", "_source", "_through", "_unscanned",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        source: AdSource,
+        *,
+        min_chars: int,
+        max_ads: int = 1,
+        placement: Placement = "inline",
+    ) -> None:
+        self._source = source
+        self._min_chars = min_chars
+        self._max_ads = max_ads
+        self._inline = placement == "inline"
+        self._scanner = PlacementScanner(min_chars)
+        self._choose_at = max(1, min_chars * 3 // 4)
+        self._choosing = False
+        self._unscanned: list[str] = []  # choice 0's text so far, while shorter than `min_chars`
+        self._progress = _Progress()
+        self._scanning = max_ads > 0
+        self._through = False
+        """Every ad is out: the rest of the answer passes straight through."""
+
+    def __call__(self, events: EventStream) -> EventStream:
+        return self._run(events)
+
+    def passes(self, texts: list[str]) -> list[str] | None:
+        """For `streaming.relay`: choice 0's next pieces of text, `texts`, as this stage would
+        hand them on (the same pieces, or with an ad's text spliced in), taken as if the stage
+        had seen them; None, changing nothing, when the stage must see them itself (they
+        would start the choice of an ad, which belongs to the response's task)."""
+        if self._through:
+            return texts
+        if not self._choosing and self._progress.seen + sum(map(len, texts)) >= self._choose_at:
+            return None  # (a read more than needed, at most: the stage starts the choice)
+        out: list[str] = []
+        for i, text in enumerate(texts):
+            parts = self._text(text)
+            if parts is None:
+                out.append(text)
             else:
-                return
-            # Every ad is out: the rest of the answer passes straight through.
-            async for event in events:
-                yield event
-            outcome = "placed"
-    finally:
-        source.finish(outcome, progress.placed)
+                out += [part.text for part in parts]
+            if self._through:
+                out += texts[i + 1 :]
+                break
+        return out
+
+    def _text(self, text: str) -> list[TextDelta] | None:
+        """Take the next piece of choice 0's text: None if it goes on unchanged, else the
+        pieces to send in its place (an ad spliced in; `_through` is set once every ad is out)."""
+        progress = self._progress
+        start = progress.seen
+        progress.seen = seen = start + len(text)
+        if seen < self._min_chars:  # no ad can go in it: kept only as the scanner's context
+            self._unscanned.append(text)
+            return None
+        scanner, unscanned = self._scanner, self._unscanned
+        if unscanned:  # no point can be in it: scanned only for the context
+            scanner.feed("".join(unscanned))
+            unscanned.clear()
+        if not (self._scanning and (points := scanner.feed(text)) and self._inline):
+            return None
+        parts = _splice(text, start, points, self._source, progress, self._min_chars)
+        if progress.placed >= self._max_ads:
+            self._through = True
+        else:
+            self._scanning = self._source.pending()
+        return parts
+
+    async def _run(self, events: EventStream) -> EventStream:
+        source, progress, min_chars = self._source, self._progress, self._min_chars
+        outcome = "incomplete"
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    if not self._choosing and progress.seen >= self._choose_at:
+                        self._choosing = True
+                        source.start()
+                    if type(event) is TextDelta and event.choice == 0:
+                        parts = self._text(event.text)
+                        if parts is None:
+                            yield event
+                            continue
+                        for part in parts:
+                            yield part
+                        if self._through:
+                            break
+                        continue
+                    if isinstance(event, ToolCallDelta):
+                        progress.called_tools = True
+                    elif isinstance(event, Finish) and event.choice == 0:
+                        if not self._scanning and not progress.placed:
+                            outcome = NO_AD
+                        else:
+                            outcome = _outcome_at_end(event, self._scanner, progress, min_chars)
+                        if outcome == "place_now":
+                            block = await source.wait()
+                            if block is not None:
+                                progress.placed += 1
+                                yield block
+                            outcome = "placed" if block is not None else NO_AD
+                    yield event
+                else:
+                    return
+                async for event in events:  # every ad is out: the rest passes straight through
+                    yield event
+                outcome = "placed"
+        finally:
+            source.finish(outcome, progress.placed)
 
 
 def _splice(

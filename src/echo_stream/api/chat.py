@@ -35,8 +35,8 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         writer = ChunkWriter(completion_id, created, chat.model)
         body = body_writer(request.scope)
-        if body is not None and run.plain and events is run.events:  # nothing but the encoder
-            RELAY.set(Relay(body, writer, current_record()))
+        if body is not None and events is run.events:  # no recording: the stages, the encoder
+            RELAY.set(Relay(body, writer, current_record(), run.gate))
         return EventStreamResponse(
             encode_chunks(events, writer, include_usage=chat.wants_usage()), headers
         )

@@ -20,6 +20,7 @@ from echo_stream.ops.stage import Admit, observed_source
 from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.state import AppState
 from echo_stream.streaming.pipeline import Stage, build_pipeline, first_event_within
+from echo_stream.streaming.relay import Gate
 
 
 @dataclass(slots=True, frozen=True)
@@ -31,9 +32,9 @@ class ChatRun:
     upstream_model: str
     events: EventStream
     """Provider events after the first-token guard and the ad stage (ads arrive as `AdBlock`)."""
-    plain: bool = True
-    """No stage between the provider and the face touches text (no ad stage): `streaming.relay`
-    may write plain reads itself."""
+    gate: Gate | None = None
+    """The ad stage's say on a read of plain text (`AdSplice.passes`), which `streaming.relay`
+    asks before writing it; None when no stage touches text (no ad stage)."""
 
 
 def run_chat(
@@ -52,7 +53,8 @@ def run_chat(
         record.streamed = bool(chat.stream)
     route = state.router.resolve(chat.model)
     stages: list[Stage] = []
-    if state.ads is not None and (ad_stage := state.ads.stage(chat, client_key, base_url)):
+    ad_stage = None if state.ads is None else state.ads.stage(chat, client_key, base_url)
+    if ad_stage is not None:
         stages.append(ad_stage)
     events = route.provider.stream(chat, route.upstream_model)
     if record is not None and state.ops is not None:
@@ -62,7 +64,8 @@ def run_chat(
         timeout = state.settings.upstream_first_token_timeout
         source = first_event_within(events, timeout, route.provider.name)
     pipeline = build_pipeline(source, stages)
-    return ChatRun(route.provider.name, route.upstream_model, pipeline, plain=not stages)
+    gate = None if ad_stage is None else ad_stage.passes
+    return ChatRun(route.provider.name, route.upstream_model, pipeline, gate=gate)
 
 
 def _observed(state: AppState, record: RequestRecord, events: EventStream) -> EventStream:
