@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from echo_stream.ads.bookkeeping import Bookkeeper
 from echo_stream.ads.engine import AdEngine
 from echo_stream.ads.inventory import load_inventory
 from echo_stream.ads.store import MemoryAdStore
@@ -99,6 +100,66 @@ def test_every_eligible_answer_gets_exactly_one_ad_by_default() -> None:
             text = await answer(eng, request(f"Question number {number} about travel"))
             assert len(AD_BLOCK.findall(text)) == 1
         assert await decisions(eng) == {"placed": 20}
+
+    asyncio.run(main())
+
+
+class _CountingStore(MemoryAdStore):
+    """A memory store that keeps every `record_decision` call; `stall` holds the writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[str, int]] = []
+        self.stall = asyncio.Event()
+        self.stall.set()
+
+    async def record_decision(self, outcome: str, count: int = 1) -> None:
+        self.writes.append((outcome, count))
+        await self.stall.wait()
+        await super().record_decision(outcome, count)
+
+
+def _counting_engine(store: _CountingStore, max_queued: int = 10_000) -> AdEngine:
+    built = make_settings(ad_injection_rate=0.0, ad_seed=1)
+    eng = AdEngine(built, load_inventory(built.ads_file), store)
+    eng._bookkeeper = Bookkeeper(drainers=1, max_queued=max_queued)
+    return eng
+
+
+def test_decisions_made_before_the_write_starts_share_it() -> None:
+    async def main() -> None:
+        store = _CountingStore()
+        eng = _counting_engine(store)
+        for _ in range(50):  # one loop turn's worth of responses
+            assert eng.stage(request(), None, "http://gw") is None
+        eng.count_decision("placed")
+        assert len(eng._bookkeeper._queue) == 1  # one queued write, not a coroutine each
+        assert await decisions(eng) == {"rate": 50, "placed": 1}
+        assert sorted(store.writes) == [("placed", 1), ("rate", 50)]  # two writes, not 51
+        eng.count_decision("rate")  # after that write: a write of its own
+        assert await decisions(eng) == {"rate": 51, "placed": 1}
+        assert store.writes[-1] == ("rate", 1)
+
+    asyncio.run(main())
+
+
+def test_counts_of_a_dropped_write_go_with_the_next_one() -> None:
+    async def nothing() -> None:
+        pass
+
+    async def main() -> None:
+        store = _CountingStore()
+        store.stall.clear()  # the store stops answering
+        eng = _counting_engine(store, max_queued=2)
+        eng.count_decision("rate")
+        await asyncio.sleep(0)  # the first write takes its count and waits on the store
+        eng.count_decision("rate")  # a second write, queued
+        eng.background(nothing())
+        eng.background(nothing())  # the queue is full: the queued write is dropped, unstarted
+        eng.count_decision("too_short")  # a new write (dropping the first `nothing`)
+        assert eng._bookkeeper.dropped == 2
+        store.stall.set()
+        assert await decisions(eng) == {"rate": 2, "too_short": 1}  # no count lost
 
     asyncio.run(main())
 

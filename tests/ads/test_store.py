@@ -268,6 +268,21 @@ async def test_decisions_give_the_fill_rate(backend: Backend) -> None:
     assert stats.fill_rate == 3 / 8
 
 
+async def test_decisions_counted_together_add_up_like_one_at_a_time(backend: Backend) -> None:
+    store = backend.store
+    if bucket_of(backend.now() + 5) != bucket_of(backend.now()):
+        await backend.pass_time(6)  # keep the whole test inside one minute of the store's clock
+    await store.record_decision(PLACED, 3)
+    await store.record_decision("rate", 5)
+    await store.record_decision(PLACED)
+
+    stats = await store.stats()
+    assert stats.decisions == {PLACED: 4, "rate": 5}
+    assert stats.responses == 9
+    [minute] = [p for p in await store.timeline(2, backend.now()) if p.responses]
+    assert (minute.responses, minute.placed) == (9, 4)
+
+
 async def test_stats_to_dict_is_json_ready(backend: Backend) -> None:
     store = backend.store
     clicked = impression("b")

@@ -8,12 +8,14 @@ BM25 relevance) in a task of its own once the answer nears the length an ad need
 text has gone out, so it adds nothing to the first token and short answers never choose. The
 filter asks the plan for a block only at safe points and never waits for it mid-answer.
 Impressions are counted when the response completes; bookkeeping runs in the background
-(`ads.bookkeeping`).
+(`ads.bookkeeping`), and the decisions of responses that end before the store's write starts
+share that write (`count_decision`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import secrets
@@ -87,6 +89,8 @@ class AdEngine:
         self._ad_free = settings.ad_free_key_list()
         # A store in this process writes at once; a remote one overlaps a few round trips.
         self._bookkeeper = Bookkeeper(drainers=1 if isinstance(store, MemoryAdStore) else 8)
+        self._decisions: dict[str, int] = {}  # counted, not yet handed to the store's write
+        self._decision_write: Coroutine[Any, Any, None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdEngine:
@@ -111,7 +115,7 @@ class AdEngine:
             reason = "rate"
         if reason is not None:
             _note_decision(reason, 0)
-            self.background(self.store.record_decision(reason))
+            self.count_decision(reason)
             return None
         plan = AdPlan(self, request, user_key(request, client_key), base_url)
         settings = self.settings
@@ -137,6 +141,24 @@ class AdEngine:
         if client_key is not None and client_key in self._ad_free:
             return "ad_free_key"
         return None
+
+    def count_decision(self, outcome: str) -> None:
+        """Count one response's decision in the store. Decisions made before the store's write
+        starts share it (one write per outcome), which keeps a task and a store call per
+        response off the response path."""
+        decisions = self._decisions
+        decisions[outcome] = decisions.get(outcome, 0) + 1
+        write = self._decision_write
+        # A queued write that has not started takes this count too; one that has started
+        # (it took the counts before its first await), ended or was dropped does not.
+        if write is None or inspect.getcoroutinestate(write) != inspect.CORO_CREATED:
+            self._decision_write = write = self._write_decisions()
+            self.background(write)
+
+    async def _write_decisions(self) -> None:
+        decisions, self._decisions = self._decisions, {}
+        for outcome, count in decisions.items():
+            await self.store.record_decision(outcome, count)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run store bookkeeping off the response path (`ads.bookkeeping`)."""
@@ -270,7 +292,9 @@ class AdPlan:
         engine = self._engine
         delivered = list(self._delivered) if outcome == PLACED else []
         _note_decision(outcome, len(delivered))
-        engine.background(_record(engine.store, outcome, delivered))
+        if delivered:
+            engine.background(_record_impressions(engine.store, delivered))
+        engine.count_decision(outcome)
 
     def _reason(self) -> str:
         task = self._task
@@ -280,7 +304,6 @@ class AdPlan:
         return result if isinstance(result, str) else "not_ready"
 
 
-async def _record(store: AdStore, outcome: str, delivered: list[Impression]) -> None:
+async def _record_impressions(store: AdStore, delivered: list[Impression]) -> None:
     for impression in delivered:
         await store.record_impression(impression, click_ttl_s=CLICK_TTL_S)
-    await store.record_decision(outcome)

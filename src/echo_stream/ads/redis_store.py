@@ -190,15 +190,15 @@ class RedisAdStore:
             if int(count or 0) >= budgets[ad_id]
         }
 
-    async def record_decision(self, outcome: str) -> None:
+    async def record_decision(self, outcome: str, count: int = 1) -> None:
         minute_key = self._minute_key(time.time())
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hincrby(self._decisions_key, outcome, 1)
-                pipe.hincrby(minute_key, "responses", 1)
+                pipe.hincrby(self._decisions_key, outcome, count)
+                pipe.hincrby(minute_key, "responses", count)
                 if outcome == PLACED:
-                    pipe.hincrby(minute_key, "placed", 1)
+                    pipe.hincrby(minute_key, "placed", count)
                 pipe.pexpire(minute_key, _milliseconds(RETENTION_S))
                 await pipe.execute()
 

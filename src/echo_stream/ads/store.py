@@ -126,8 +126,8 @@ class AdStore(Protocol):
         """The ad ids of `budgets` (ad id -> impression budget) whose impressions reached it."""
         ...
 
-    async def record_decision(self, outcome: str) -> None:
-        """Count one response's ad decision: `PLACED` or the reason no ad was placed."""
+    async def record_decision(self, outcome: str, count: int = 1) -> None:
+        """Count `count` responses' ad decision: `PLACED` or the reason no ad was placed."""
         ...
 
     async def stats(self) -> AdStats:
@@ -240,12 +240,12 @@ class MemoryAdStore:
     async def exhausted(self, budgets: Mapping[str, int]) -> set[str]:
         return {ad_id for ad_id, budget in budgets.items() if self._impressions[ad_id] >= budget}
 
-    async def record_decision(self, outcome: str) -> None:
-        self._decisions[outcome] += 1
+    async def record_decision(self, outcome: str, count: int = 1) -> None:
+        self._decisions[outcome] += count
         now = self._clock()
-        self._count_in_minute(now, "responses")
+        self._count_in_minute(now, "responses", count)
         if outcome == PLACED:
-            self._count_in_minute(now, "placed")
+            self._count_in_minute(now, "placed", count)
 
     async def stats(self) -> AdStats:
         ads = {
@@ -288,9 +288,9 @@ class MemoryAdStore:
                 break
             del self._logs[oldest_user]
 
-    def _count_in_minute(self, at: float, name: str) -> None:
+    def _count_in_minute(self, at: float, name: str, count: int = 1) -> None:
         start = bucket_of(at)
-        self._series.setdefault(start, Counter())[name] += 1
+        self._series.setdefault(start, Counter())[name] += count
         if len(self._series) > RETENTION_S // 60 + 1:
             horizon = bucket_of(self._clock() - RETENTION_S)
             for old in [minute for minute in self._series if minute < horizon]:
