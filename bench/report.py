@@ -333,6 +333,9 @@ def summary(doc: dict[str, Any]) -> str:
     """The table, the loads' definitions, each target's verdict, and what was skipped."""
     out = [table(doc), "", "loads:"]
     out += [f"  {name}: {title}" for name, title in doc["loads"].items()]
+    gateway_python = doc.get("machine", {}).get("gateway_python")
+    if gateway_python:  # results written before the figure was recorded have none
+        out += ["", f"gateways ran on {gateway_python}"]
     out += ["", "gateway targets:"]
     for check in doc["_checks"]:
         value = "—" if check.value is None else f"{check.value:.4g}"

@@ -154,7 +154,8 @@ def _one_line(case: Case, data: dict[str, Any]) -> str:
 def _selected_cases(
     args: argparse.Namespace,
 ) -> tuple[list[Case], dict[str, str], dict[str, list[str]]]:
-    """The cases to measure (each once, in system order), skipped systems, scenario -> case keys."""
+    """The cases to measure (each once, by system, then by load), skipped systems, and
+    scenario -> case keys."""
     scenarios = build_scenarios(args.quick)
     names = list(scenarios) if not args.scenarios else args.scenarios.split(",")
     unknown = [n for n in names if n not in scenarios]
@@ -173,7 +174,18 @@ def _selected_cases(
         for case in scenarios[name].cases:
             if case.system not in skipped:
                 unique.setdefault(case.key, case)
-    ordered = sorted(unique.values(), key=lambda c: SYSTEMS.index(c.system))
+    # Each system measures its loads in one order, those of 1,000 connections (slow, storm)
+    # last: a load run after one of them meets a process that has just held 1,000 connections,
+    # and two systems compared on a load (ads off and on, say) must meet it in the same state.
+    loads = list(dict.fromkeys(c.load.name for c in unique.values()))
+    ordered = sorted(
+        unique.values(),
+        key=lambda c: (
+            SYSTEMS.index(c.system),
+            c.load.clients >= 1000,
+            loads.index(c.load.name),
+        ),
+    )
     chosen = {n: [c.key for c in scenarios[n].cases if c.system not in skipped] for n in names}
     return ordered, skipped, chosen
 
@@ -186,6 +198,7 @@ def _one_round(
     upstream: Proc,
     log_dir: Path,
     models: set[str],
+    gateway_python: str,
 ) -> None:
     """Start each system in turn, measure its cases once into `runs`, stop it."""
     for name in SYSTEMS:
@@ -193,7 +206,7 @@ def _one_round(
         if not mine or name in skipped:
             continue
         try:
-            system = start_system(name, upstream.port, log_dir, models)
+            system = start_system(name, upstream.port, log_dir, models, gateway_python)
         except Unavailable as exc:
             print(f"skipping {name}: {exc}", flush=True)
             skipped[name] = str(exc)
@@ -218,6 +231,7 @@ def _one_round(
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Start everything, measure every selected case, stop everything; the results document."""
+    machine = _machine(args.gateway_python)  # first: a --gateway-python that cannot run stops here
     cases, skipped, scenarios = _selected_cases(args)
     loads = {c.load.name: c.load.title for c in cases}
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -235,7 +249,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         for round_number in range(args.repeat):
             if args.repeat > 1:
                 print(f"round {round_number + 1} of {args.repeat}", flush=True)
-            _one_round(cases, skipped, notes, runs, upstream, log_dir, models)
+            _one_round(cases, skipped, notes, runs, upstream, log_dir, models, args.gateway_python)
     finally:
         upstream.stop()
     results = {key: combine(rounds) for key, rounds in runs.items()}
@@ -243,7 +257,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "stamp": stamp,
         "quick": args.quick,
         "repeat": args.repeat,
-        "machine": _machine(),
+        "machine": machine,
         "loads": loads,
         "scenarios": scenarios,
         "pinning": {
@@ -258,7 +272,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _machine() -> dict[str, Any]:
+def _machine(gateway_python: str) -> dict[str, Any]:
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -276,8 +290,19 @@ def _machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": model,
         "python": platform.python_version(),
+        "gateway_python": _interpreter(gateway_python),
         "nginx": nginx,
     }
+
+
+def _interpreter(python: str) -> str:
+    """`python`'s path, version and build, as the gateways' results were measured on."""
+    probe = "import platform; print(platform.python_version(), *platform.python_build())"
+    try:
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--gateway-python {python}: cannot run it ({exc})") from exc
+    return f"{python}: {found.stdout.strip()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="", help="comma-separated subset of systems")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument(
+        "--gateway-python",
+        default=sys.executable,
+        help="the interpreter that runs the gateways (default: this one), e.g. an optimised "
+        "(PGO/LTO) build's venv like the Docker image's",
+    )
     parser.add_argument(
         "--repeat",
         type=int,

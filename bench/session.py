@@ -54,9 +54,9 @@ from bench.systems import (
     SESSION_SECRET,
     WORK,
     System,
-    _start_gateway,
     session_env,
     start_fake_upstream,
+    start_gateway,
 )
 from bench.workload import StreamShape, expected_tokens, model_name
 
@@ -350,7 +350,7 @@ async def _measure(
 
 def _start(name: str, upstream_port: int, log_dir: Path, extra: dict[str, str]) -> System:
     env = {**session_env(upstream_port), **extra}
-    return _start_gateway(
+    return start_gateway(
         name, upstream_port, log_dir, workers=1, ad_rate="0", cores=PROXY_CORE, extra_env=env
     )
 

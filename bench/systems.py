@@ -78,8 +78,15 @@ def start_fake_upstream(log_dir: Path) -> Proc:
     return proc
 
 
-def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[str]) -> System:
-    """Start ``name`` (one of scenarios.SYSTEMS) in front of the fake upstream."""
+def start_system(
+    name: str,
+    upstream_port: int,
+    log_dir: Path,
+    models: Iterable[str],
+    gateway_python: str = sys.executable,
+) -> System:
+    """Start ``name`` (one of scenarios.SYSTEMS) in front of the fake upstream; the gateways
+    run on `gateway_python`."""
     if name == "direct":
         return System(name, upstream_port, None, None, speaks_native=True)
     if name == "nginx":
@@ -95,8 +102,15 @@ def start_system(name: str, upstream_port: int, log_dir: Path, models: Iterable[
         "gateway-session": (1, "0", PROXY_CORE),
     }[name]
     extra = session_env(upstream_port) if name == "gateway-session" else None
-    return _start_gateway(
-        name, upstream_port, log_dir, workers=workers, ad_rate=ads, cores=cores, extra_env=extra
+    return start_gateway(
+        name,
+        upstream_port,
+        log_dir,
+        workers=workers,
+        ad_rate=ads,
+        cores=cores,
+        extra_env=extra,
+        python=gateway_python,
     )
 
 
@@ -117,7 +131,7 @@ STORE_HEADERS = (("X-Conversation-Id", "new"),)
 """What the `gateway-store` system's clients send: every stream is stored (a new conversation)."""
 
 
-def _start_gateway(
+def start_gateway(
     name: str,
     upstream_port: int,
     log_dir: Path,
@@ -126,7 +140,10 @@ def _start_gateway(
     ad_rate: str,
     cores: str,
     extra_env: dict[str, str] | None = None,
+    src: Path = REPO / "src",
+    python: str = sys.executable,
 ) -> System:
+    """The gateway of `src` (this checkout's by default), run by `python`."""
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     data_dir = log_dir / f"{name}-data"  # a fresh SQLite conversation store for each run
@@ -147,13 +164,13 @@ def _start_gateway(
             "DATA_DIR": str(data_dir),
             # this checkout's gateway, whatever the venv's editable install points at (a venv
             # shared by several worktrees would otherwise run another tree's, even mid-edit)
-            "PYTHONPATH": str(REPO / "src"),
+            "PYTHONPATH": str(src),
             **(extra_env or {}),
         }
     )
     proc = spawn(
         name,
-        [sys.executable, "-m", "echo_stream"],
+        [python, "-m", "echo_stream"],
         port=port,
         log_dir=log_dir,
         cores=cores,

@@ -9,6 +9,7 @@ no timing assertions (timings on a shared machine are for the bench's report, no
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -255,3 +256,23 @@ def test_quick_bench_splits_the_proxys_cpu_into_user_and_system(quick_run: dict[
         user, system = case["proxy_user_s"], case["proxy_system_s"]
         assert user >= 0 and system >= 0
         assert user + system == pytest.approx(case["proxy_cpu_s"])
+
+
+def test_quick_bench_records_the_gateways_interpreter(quick_run: dict[str, Any]) -> None:
+    recorded = quick_run["machine"]["gateway_python"]
+    assert recorded.startswith(f"{sys.executable}: {platform.python_version()} ")
+    assert f"gateways ran on {recorded}" in quick_run["_output"]
+
+
+def test_a_gateway_interpreter_that_cannot_run_stops_the_bench_first(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--gateway-python", str(tmp_path / "no")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert f"--gateway-python {tmp_path / 'no'}: cannot run it" in run.stderr
+    assert "fake upstream on" not in run.stdout  # nothing was started

@@ -1,0 +1,41 @@
+"""`python -m bench.ab`: two gateways under one load in alternating rounds, end to end.
+
+No timing is asserted: the test checks that both sides serve every request of every round
+(`bench.ab` exits non-zero on any error) and that each figure is reported with its ratio.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _ab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.ab", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_two_gateways_take_turns_and_every_figure_is_compared() -> None:
+    run = _ab("--load", "short10", "--requests", "40", "--rounds", "2", "--ads")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "40 requests a round" in run.stdout
+    for figure in ("µs per request", "user µs", "system µs", "s per 1,000 chunks"):
+        line = next(line for line in run.stdout.splitlines() if figure in line)
+        assert "B/A median" in line and "(pairs " in line
+    # 40 short requests use far less CPU than a tick-based reading can tell apart
+    assert "warning: a round used" in run.stdout
+
+
+def test_an_unknown_load_is_refused_with_the_known_ones() -> None:
+    run = _ab("--load", "nope")
+    assert run.returncode == 2
+    assert "--load: one of" in run.stderr and "throughput" in run.stderr
