@@ -173,11 +173,13 @@ def _report(rounds: dict[str, list[Round]]) -> None:
     for figure in per["A"]:
         a, b = per["A"][figure], per["B"][figure]
         ratios = sorted(y / x for x, y in zip(a, b, strict=True) if x)
-        print(
-            f"{figure:>22}: A {statistics.median(a):9.4f}  B {statistics.median(b):9.4f}"
-            f"  B/A median {statistics.median(ratios):.3f}"
-            f" (pairs {ratios[0]:.3f}-{ratios[-1]:.3f})"
+        compared = (
+            f"B/A median {statistics.median(ratios):.3f} (pairs {ratios[0]:.3f}-{ratios[-1]:.3f})"
+            if ratios
+            else "B/A n/a (A read 0 in every round)"
         )
+        sides = f"A {statistics.median(a):9.4f}  B {statistics.median(b):9.4f}"
+        print(f"{figure:>22}: {sides}  {compared}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from bench.ab import Round, _report
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -30,6 +33,10 @@ def test_two_gateways_take_turns_and_every_figure_is_compared() -> None:
     assert "40 requests a round" in run.stdout
     for figure in ("µs per request", "user µs", "system µs", "s per 1,000 chunks"):
         line = next(line for line in run.stdout.splitlines() if figure in line)
+        # 40 short requests are a tick or two of CPU: a side may read 0 in every round
+        assert ("B/A median" in line and "(pairs " in line) or "B/A n/a" in line
+    for figure in ("TTFT p50 ms", "TTFT p99 ms"):  # timed by the clients: always a value
+        line = next(line for line in run.stdout.splitlines() if figure in line)
         assert "B/A median" in line and "(pairs " in line
     # 40 short requests use far less CPU than a tick-based reading can tell apart
     assert "warning: a round used" in run.stdout
@@ -39,3 +46,16 @@ def test_an_unknown_load_is_refused_with_the_known_ones() -> None:
     run = _ab("--load", "nope")
     assert run.returncode == 2
     assert "--load: one of" in run.stderr and "throughput" in run.stderr
+
+
+def test_a_figure_that_read_zero_on_a_side_is_reported_not_divided(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a short load's system time often reads 0 clock ticks: no ratio, but the rest still compares
+    quiet = Round(user_s=0.01, system_s=0.0, requests=40, chunks=80, ttft_p50_ms=1, ttft_p99_ms=2)
+    busier = Round(user_s=0.02, system_s=0.0, requests=40, chunks=80, ttft_p50_ms=2, ttft_p99_ms=2)
+    _report({"A": [quiet, quiet], "B": [busier, quiet]})
+    lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert "B/A n/a (A read 0 in every round)" in lines["system µs per request"]
+    assert "B/A median 1.500 (pairs 1.000-2.000)" in lines["user µs per request"]
+    assert "B/A median 1.500" in lines["TTFT p50 ms"]
