@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting for B only (repeatable), e.g. AD_INJECTION_RATE=1",
     )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or (args.requests is not None and args.requests < 1):
+        parser.error("--rounds and --requests must be at least 1")
     specs = _load_specs()
     if args.load not in specs:
         parser.error(f"--load: one of {', '.join(sorted(specs))}")

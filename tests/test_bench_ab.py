@@ -48,6 +48,14 @@ def test_an_unknown_load_is_refused_with_the_known_ones() -> None:
     assert "--load: one of" in run.stderr and "throughput" in run.stderr
 
 
+def test_bad_arguments_are_refused_before_anything_starts() -> None:
+    for args in (("--rounds", "0"), ("--requests", "0"), ("--b-env", "AD_INJECTION_RATE")):
+        run = _ab(*args)
+        assert run.returncode == 2, args
+        assert "must be at least 1" in run.stderr or "expected NAME=VALUE" in run.stderr
+        assert "A: " not in run.stdout
+
+
 def test_a_figure_that_read_zero_on_a_side_is_reported_not_divided(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
