@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.ab --b ../old --load short64 --ads --rounds 12
     .venv/bin/python -m bench.ab --b-python /usr/bin/python3.11-venv/bin/python   # same code
     .venv/bin/python -m bench.ab --b-env AD_INJECTION_RATE=1      # ads off (A) against on (B)
+    .venv/bin/python -m bench.ab --b ../old --env LOG_LEVEL=info  # both sides logging each request
 
 This VM's speed drifts by a third within an hour, more than most changes are worth, so two
 `bench.run`s minutes apart compare the moments as much as the code. Here both gateways run at
@@ -94,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="rounds per side")
     parser.add_argument("--ads", action="store_true", help="both with AD_INJECTION_RATE=1")
     parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for both sides (repeatable), e.g. LOG_LEVEL=info",
+    )
+    parser.add_argument(
         "--b-env",
         action="append",
         default=[],
@@ -107,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.load not in specs:
         parser.error(f"--load: one of {', '.join(sorted(specs))}")
     spec = specs[args.load]
-    b_env = dict(_setting(parser, item) for item in args.b_env)
+    env = dict(_setting(parser, item) for item in args.env)
+    b_env = {**env, **dict(_setting(parser, item) for item in args.b_env)}
     ad_rate = "1" if args.ads else "0"
-    ads = {"A": ad_rate != "0", "B": b_env.get("AD_INJECTION_RATE", ad_rate) != "0"}
+    ads = {
+        side: settings.get("AD_INJECTION_RATE", ad_rate) != "0"
+        for side, settings in (("A", env), ("B", b_env))
+    }
     requests = args.requests or spec.requests
     raise_nofile_limit()
     pin_self(DRIVER_CORE)
@@ -119,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     sides: dict[str, System] = {}
     try:
         assert upstream.port is not None
-        for name, src, python, env in (
-            ("A", REPO / "src", args.a_python, {}),
+        for name, src, python, settings in (
+            ("A", REPO / "src", args.a_python, env),
             ("B", b_src, args.b_python, b_env),
         ):
             sides[name] = start_gateway(
@@ -130,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                 workers=1,
                 ad_rate=ad_rate,
                 cores=PROXY_CORE,
-                extra_env=env,
+                extra_env=settings,
                 src=src,
                 python=python,
             )
             problem = run_async(warm_up(sides[name], {"openai"}, upstream))
             if problem:
                 raise SystemExit(f"{name} failed its warm-up: {problem}")
-        print(f"A: {REPO / 'src'} ({args.a_python})")
-        print(f"B: {b_src} ({args.b_python}){''.join(f' {k}={v}' for k, v in b_env.items())}")
+        print(f"A: {REPO / 'src'} ({args.a_python}){_shown(env)}")
+        print(f"B: {b_src} ({args.b_python}){_shown(b_env)}")
         print(f"load {spec.name}: {spec.title}; {requests} requests a round", flush=True)
         rounds: dict[str, list[Round]] = {"A": [], "B": []}
         for n in range(args.rounds):
@@ -152,10 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _shown(settings: dict[str, str]) -> str:
+    return "".join(f" {name}={value}" for name, value in settings.items())
+
+
 def _setting(parser: argparse.ArgumentParser, item: str) -> tuple[str, str]:
     name, equals, value = item.partition("=")
     if not equals or not name:
-        parser.error(f"--b-env {item!r}: expected NAME=VALUE")
+        parser.error(f"--env/--b-env {item!r}: expected NAME=VALUE")
     return name, value
 
 

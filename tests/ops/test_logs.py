@@ -6,10 +6,24 @@ import io
 import json
 import logging
 import logging.config
+import re
+import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from echo_stream.ops.logs import JSONFormatter, Redactor, TextFormatter, log_config, log_request
+from echo_stream.ops.logs import (
+    _CLUES,
+    _PATTERNS,
+    _SRE_FOLDS,
+    JSONFormatter,
+    Redactor,
+    TextFormatter,
+    _replace,
+    log_config,
+    log_request,
+)
 from echo_stream.ops.record import RequestRecord
 
 
@@ -36,6 +50,53 @@ def test_redactor_removes_secrets(text: str, secret: str) -> None:
 def test_redactor_leaves_ordinary_text_alone() -> None:
     text = "POST /v1/chat/completions 200 model=gpt-4o tokens=12"
     assert Redactor(["sk-known-key"])(text) == text
+
+
+def test_every_letter_the_patterns_match_case_blind_folds_to_the_clue_letter() -> None:
+    # The clue check skips `_PATTERNS` on a line with no clue; it is sound only if every
+    # character `re.IGNORECASE` lets stand for a clue's letter folds to that very letter.
+    everything = "".join(map(chr, range(sys.maxunicode + 1))).replace("\n", "")
+    letters = sorted({c for clue in _CLUES for c in clue if c.isalpha()})
+    for letter in letters:
+        for found in set(re.findall(letter, everything, re.IGNORECASE)):
+            assert found.translate(_SRE_FOLDS).casefold() == letter, (letter, hex(ord(found)))
+
+
+def _redacted_the_long_way(secrets: list[str], text: str) -> str:
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    if values:
+        text = re.sub("|".join(re.escape(v) for v in values), "[redacted]", text)
+    return _PATTERNS.sub(_replace, text)
+
+
+_PIECES = st.sampled_from(
+    [
+        "key=", "KEY=", "token=", "Bearer ", "bearer\t", "api_key", "Api-Key", "apikey: ",
+        "x-goog-api-key=", "sk-", "SK-", "ak-", "gk-", "access_token=", "?", "&", "=", ":",
+        '"', "'", " ", "/v1/chat", "key_id=", "tokens=", "abcdefgh", "12345678", "AIzaSy",
+        "\u0131", "\u0130", "\u017f", "\u212a", "\u00df", "\ufb05", "my-secret-1",
+    ]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x?key=v1", "x&TOKEN=v1", "access_token=v1", "a Bearer abcdefgh", "apikey: v1",
+        "API_KEY=v1", "x-api-key: v1", "sk-abcdefgh", "AK-abcdefgh", "gk-abcdefgh",
+        "ap\u0131_key: v1", "\u017fk-abcdefgh", "x?\u212aey=v1",
+    ],
+)  # fmt: skip
+def test_each_kind_of_credential_is_still_found(text: str) -> None:
+    assert "[redacted]" in Redactor()(text) == _redacted_the_long_way([], text)
+
+
+@given(
+    st.lists(_PIECES | st.text(max_size=4), max_size=14).map("".join),
+    st.lists(st.sampled_from(["my-secret-1", "sk-known-key", "abcd", "xyz"]), max_size=3),
+)
+def test_redaction_with_its_shortcuts_equals_the_full_search(text: str, secrets: list[str]) -> None:
+    assert Redactor(secrets)(text) == _redacted_the_long_way(secrets, text)
 
 
 def _record() -> RequestRecord:
@@ -116,3 +177,15 @@ def test_json_lines_stay_valid_json_after_redaction() -> None:
     logger.info('try: curl -H "Authorization: Bearer $KEY" -d \'{"a": "s3cret-value"}\'')
     line = json.loads(stream.getvalue())
     assert "s3cret-value" not in line["message"] and "[redacted]" in line["message"]
+
+
+def test_json_request_fields_are_redacted_where_a_secret_is() -> None:
+    logger, stream = _capture(JSONFormatter(["known-client-key"]))
+    record = _record()
+    record.path = "/v1beta/models?key=AIzaSyDsecret&alt=sse"
+    record.user = "known-client-key"
+    log_request(logger, record)
+    line = json.loads(stream.getvalue())
+    assert line["path"] == "/v1beta/models?key=[redacted]&alt=sse"
+    assert line["user"] == "[redacted]"
+    assert line["model"] == "gpt-4o" and line["request_id"] == "req_1"  # the rest untouched

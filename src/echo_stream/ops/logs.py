@@ -28,17 +28,40 @@ _PATTERNS = re.compile(
 )
 
 
+_CLUES = ("key=", "token=", "bearer", "apikey", "api_key", "api-key", "sk-", "ak-", "gk-")
+"""Every match of `_PATTERNS` holds one of these, case folded: a line with none (most lines) is
+not searched. Scanning a 300-character line with the case-insensitive alternation costs ~30 µs;
+looking for these ~0.3 µs."""
+_SRE_FOLDS = str.maketrans({"\u0131": "i", "\u0130": "i"})
+"""The letters `re.IGNORECASE` matches to an ASCII letter that `str.casefold` does not fold to
+it: dotless and dotted I (a test checks every code point)."""
+
+
+def _may_hold_credential(text: str) -> bool:
+    folded = text.lower() if text.isascii() else text.translate(_SRE_FOLDS).casefold()
+    return any(clue in folded for clue in _CLUES)
+
+
 class Redactor:
     """Removes secrets from text: the known values, and anything shaped like a credential."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._values = tuple(values)
         self._known = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __call__(self, text: str) -> str:
-        if self._known is not None:
+        # Each search runs only where it can match: the same result, ~30 µs less per line.
+        if self._known is not None and self._known_in(text):
             text = self._known.sub(REDACTED, text)
-        return _PATTERNS.sub(_replace, text)
+        return _PATTERNS.sub(_replace, text) if _may_hold_credential(text) else text
+
+    def may_change(self, text: str) -> bool:
+        """Whether redacting `text` (or any part of it) could change it."""
+        return self._known_in(text) or _may_hold_credential(text)
+
+    def _known_in(self, text: str) -> bool:
+        return any(value in text for value in self._values)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -87,8 +110,12 @@ class JSONFormatter(_RedactingFormatter):
         }
         if fields := getattr(record, "fields", None):
             # Redacted value by value, before encoding: redacting the encoded line could cut
-            # an escape sequence in half.
-            line.update((k, redact(v) if isinstance(v, str) else v) for k, v in fields.items())
+            # an escape sequence in half. One look at them all first: most lines hold nothing.
+            texts = "\n".join(v for v in fields.values() if isinstance(v, str))
+            if redact.may_change(texts):
+                line.update((k, redact(v) if isinstance(v, str) else v) for k, v in fields.items())
+            else:
+                line.update(fields)
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(line).decode()
