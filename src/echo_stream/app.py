@@ -38,7 +38,7 @@ from echo_stream.conversations.lifecycle import conversation_store
 from echo_stream.errors import EchoError, InvalidRequest
 from echo_stream.ops.gc_tuning import tune_collector
 from echo_stream.ops.keys import read_sections
-from echo_stream.ops.logs import install_access_log_redaction
+from echo_stream.ops.logs import install_access_log_redaction, skip_unused_record_fields
 from echo_stream.ops.runtime import build_operations
 from echo_stream.routing import build_router
 from echo_stream.sessions.service import SessionService
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.state.started = int(time.time())
     _install_error_handlers(app)
     install_access_log_redaction()  # stream tokens and keys never reach the access log
+    skip_unused_record_fields()  # what our formatters never print is not gathered per line
     for module in (
         *(chat, models, health, ads, operations),  # the OpenAI API and the operator's endpoints
         *(echov2, conversations, voice, lobe, web, session),  # the other faces

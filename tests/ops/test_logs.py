@@ -23,6 +23,7 @@ from echo_stream.ops.logs import (
     _replace,
     log_config,
     log_request,
+    skip_unused_record_fields,
 )
 from echo_stream.ops.record import RequestRecord
 
@@ -189,3 +190,32 @@ def test_json_request_fields_are_redacted_where_a_secret_is() -> None:
     assert line["path"] == "/v1beta/models?key=[redacted]&alt=sse"
     assert line["user"] == "[redacted]"
     assert line["model"] == "gpt-4o" and line["request_id"] == "req_1"  # the rest untouched
+
+
+def test_records_skip_what_the_formatters_never_print() -> None:
+    from tests.conftest import make_app
+
+    switches = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+    saved = {name: getattr(logging, name) for name in switches}
+    try:
+        logging.logThreads = True
+        make_app()  # each worker builds its app, and with it sets the switches
+        assert logging.logThreads is False and logging._srcfile is None
+        skip_unused_record_fields()  # (idempotent)
+        lines = []
+        for formatter in (JSONFormatter(), TextFormatter()):
+            logger, stream = _capture(formatter)
+            log_request(logger, _record())
+            lines.append(stream.getvalue())
+        logger, _ = _capture(TextFormatter())
+        records: list[logging.LogRecord] = []
+        logger.addFilter(lambda record: records.append(record) or True)
+        logger.info("a line")
+        [record] = records
+        assert record.lineno == 0 and record.funcName == "(unknown function)"  # no stack walk
+        assert record.thread is None and record.process is None and record.processName is None
+        assert json.loads(lines[0])["model"] == "gpt-4o"  # the lines themselves are unchanged
+        assert "POST /v1/chat/completions 200" in lines[1] and "model=gpt-4o" in lines[1]
+    finally:
+        for name, value in saved.items():
+            setattr(logging, name, value)

@@ -144,6 +144,18 @@ def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{milliseconds:03d}Z"
 
 
+def skip_unused_record_fields() -> None:
+    """Stop `logging` from gathering, for every record, what our formatters never print: the
+    caller's file, line and function (a walk up the stack), the thread, the process id and the
+    multiprocessing process name. These are the switches of the Logging HOWTO's "Optimization"
+    section; together ~10 µs of the ~60 µs a request's line costs in the gateway. Process-wide:
+    a format with `%(lineno)d` or `%(process)d` would print placeholders."""
+    logging._srcfile = None  # (documented in the HOWTO)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def log_config(log_format: str, level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """A `logging.dictConfig` for our loggers and uvicorn's, all through one formatter that
     redacts `secrets` (and anything credential-shaped)."""
