@@ -23,22 +23,13 @@ import statistics
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from bench.loadgen import Load, run_load
+from bench.loadgen import run_load
 from bench.procs import DRIVER_CORE, PROXY_CORE, cpu_times, pin_self, raise_nofile_limit, run_async
 from bench.run import warm_up
-from bench.scenarios import build_scenarios
+from bench.scenarios import LoadSpec, loads_by_name
 from bench.systems import REPO, WORK, System, start_fake_upstream, start_gateway, target_for
 from bench.targets import MIN_CPU_S
-
-
-def _load_specs() -> dict[str, Any]:
-    specs = {}
-    for scenario in build_scenarios(quick=False).values():
-        for case in scenario.cases:
-            specs[case.load.name] = case.load
-    return specs
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +55,15 @@ class Round:
         }
 
 
-def _round(system: System, spec: Any, requests: int, ads: bool) -> Round:
+def _round(system: System, spec: LoadSpec, requests: int, ads: bool) -> Round:
     """One round of `spec` (cut to `requests`) through `system`; raises on any error."""
-    target = target_for(system, "openai", spec.shape, stream=spec.stream)
+    target = target_for(
+        system, "openai", spec.shape, stream=spec.stream, close=spec.fresh_connections
+    )
     target = replace(target, strict_chunks=not ads)  # the ad filter adds chunks of its own
     assert system.proc is not None
     user0, sys0 = cpu_times(system.proc.pid)
-    load = Load(spec.clients, requests, spec.time_limit_s, pause_s=spec.pause_ms / 1000)
-    result = run_async(run_load(target, load))
+    result = run_async(run_load(target, replace(spec.load(), requests=requests)))
     user1, sys1 = cpu_times(system.proc.pid)
     if not result.clean:
         raise SystemExit(f"{system.name}: errors in the load: {result.errors}")
@@ -111,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or (args.requests is not None and args.requests < 1):
         parser.error("--rounds and --requests must be at least 1")
-    specs = _load_specs()
+    specs = loads_by_name()
     if args.load not in specs:
         parser.error(f"--load: one of {', '.join(sorted(specs))}")
     spec = specs[args.load]

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.loadgen import run_load
 from bench.procs import DRIVER_CORE, Unavailable, pin_self, raise_nofile_limit, run_async
 from bench.run import warm_up
-from bench.scenarios import build_scenarios
+from bench.scenarios import loads_by_name
 from bench.systems import WORK, start_fake_upstream, start_system, target_for
 
 TOOLS = WORK / "tools-venv"
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raise_nofile_limit()
     pin_self(DRIVER_CORE)
-    loads = {c.load.name: c.load for s in build_scenarios(quick=False).values() for c in s.cases}
+    loads = loads_by_name()
     if args.load not in loads:
         parser.error(f"--load must be one of {', '.join(loads)}")
     spec = loads[args.load]

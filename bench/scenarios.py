@@ -352,3 +352,8 @@ def evaluate(cases: dict[str, dict[str, Any]], quick: bool) -> list[Check]:
         )
     )
     return checks
+
+
+def loads_by_name() -> dict[str, LoadSpec]:
+    """Every full-size load of the scenarios, by name (for tools that run one load)."""
+    return {c.load.name: c.load for s in build_scenarios(quick=False).values() for c in s.cases}
