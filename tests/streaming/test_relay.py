@@ -253,13 +253,13 @@ def test_a_taken_read_is_counted_and_a_declined_one_changes_nothing() -> None:
 
     body = _Body(ready=False)  # the client pushes back: left to the task
     relay = Relay(body, writer, record)  # type: ignore[arg-type]
-    assert not relay.take(decoder, reader.plain_texts, read)
+    assert not relay.take(decoder, reader.read_texts, read)
     assert body.written == [] and record.chunks == 0
     body.is_ready = True
-    assert not relay.take(decoder, reader.plain_texts, read + b"data: [DONE]\n\n")  # the end
-    assert not relay.take(decoder, reader.plain_texts, read[:-5])  # an unfinished event
+    assert not relay.take(decoder, reader.read_texts, read + b"data: [DONE]\n\n")  # the end
+    assert not relay.take(decoder, reader.read_texts, read[:-5])  # an unfinished event
     assert body.written == [] and record.chunks == 0
-    assert relay.take(decoder, reader.plain_texts, read)
+    assert relay.take(decoder, reader.read_texts, read)
     assert body.written == [writer.content(0, "a") + writer.content(0, "b")]
     assert record.chunks == 1  # one upstream read, as the observer counts its reads
 

@@ -274,10 +274,10 @@ class HttpProvider:
                 await _not_a_stream(provider, response, limits)
             relay = RELAY.get()
             if relay is not None:  # a plain answer: reads of plain text may skip this task
-                plain_texts = getattr(reader, "plain_texts", None)
+                read_texts = getattr(reader, "read_texts", None)
                 offer = getattr(response, "relay", None)
-                if plain_texts is not None and offer is not None:
-                    offer(partial(relay.take, decoder, plain_texts))
+                if read_texts is not None and offer is not None:
+                    offer(partial(relay.take, decoder, read_texts))
             chunks = response.aiter_bytes()
             async for chunk in chunks:
                 payloads = decoder.feed(chunk)

@@ -27,6 +27,8 @@ from echo_stream.protocol import ChatCompletionRequest
 from echo_stream.providers import shapes
 from echo_stream.providers.base import Provider, ProviderSetup, ProviderSpec
 from echo_stream.providers.http import HttpProvider, UpstreamOptions, truncated
+from echo_stream.providers.openai_texts import content_texts
+from echo_stream.providers.payloads import PayloadDecoder
 from echo_stream.providers.transport.base import UpstreamClient
 from echo_stream.providers.transport.urls import build_url
 
@@ -159,11 +161,14 @@ def _plain_text(payload: Any) -> str | None:
 class _Reader:
     """Tracks which choices started and finished, to tell a whole answer from a cut one."""
 
-    __slots__ = ("finished", "started")
+    __slots__ = ("by_bytes", "finished", "started")
 
     def __init__(self) -> None:
         self.started: set[int] = set()
         self.finished: set[int] = set()
+        self.by_bytes = True
+        """Whether `read_texts` still tries `content_texts` first (until it misses a read of
+        plain text: that upstream lays its chunks out another way)."""
 
     def feed(self, payload: Any) -> list[AnswerEvent]:
         # Most chunks carry one choice's next piece of text and nothing else: read that shape
@@ -180,11 +185,17 @@ class _Reader:
                 self.started.add(event.choice)
         return events
 
-    def plain_texts(self, payloads: list[Any]) -> list[str] | None:
-        """The texts of payloads that are all choice 0's next piece of text, once choice 0 has
-        started (what `feed` would turn into exactly these `TextDelta`s, changing nothing);
-        else None. For `streaming.relay`."""
+    def read_texts(self, decoder: PayloadDecoder, data: bytes) -> list[str] | None:
+        """The texts of a read whose payloads are all choice 0's next piece of text, once choice
+        0 has started (what `decoder.feed` and `feed` would turn into exactly these
+        `TextDelta`s, changing nothing they read); else None. For `streaming.relay`."""
         if 0 not in self.started:
+            return None
+        tried = self.by_bytes and decoder.at_boundary(len(data))
+        if tried and (texts := content_texts(data)) is not None:
+            return texts
+        payloads = decoder.peek(data)
+        if payloads is None:
             return None
         texts = []
         for payload in payloads:
@@ -192,6 +203,8 @@ class _Reader:
             if text is None:
                 return None
             texts.append(text)
+        if tried:
+            self.by_bytes = False
         return texts
 
     def finish(self) -> Iterable[AnswerEvent]:

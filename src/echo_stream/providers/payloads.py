@@ -32,13 +32,14 @@ def malformed(provider: str, payload: Any) -> UpstreamUnavailable:
 class PayloadDecoder:
     """Feed it body reads; it returns the JSON payloads each read completes."""
 
-    __slots__ = ("_decoder", "_is_last", "_peeked", "_provider", "ended")
+    __slots__ = ("_decoder", "_is_last", "_limit", "_peeked", "_provider", "ended")
 
     def __init__(
         self, provider: str, max_event_bytes: int, is_last: Callable[[Any], bool] | None
     ) -> None:
         self._provider = provider
         self._decoder = SSEDecoder(max_event_bytes)
+        self._limit = max_event_bytes
         self._is_last = is_last
         self.ended = False
         """True once the stream's end marker arrived."""
@@ -55,6 +56,11 @@ class PayloadDecoder:
         except SSELimitExceeded as exc:
             raise to_echo_error(self._provider, LimitExceeded(str(exc))) from exc
         return self._until_end(events) if events else []
+
+    def at_boundary(self, size: int) -> bool:
+        """Whether a read of `size` bytes made of whole events would be decoded with nothing
+        carried over: the stream not ended, nothing pending, the read within the event limit."""
+        return not self.ended and size <= self._limit and self._decoder.idle()
 
     def peek(self, chunk: bytes) -> list[Any] | None:
         """The payloads of a read that `feed` would decode with no state kept and no end marker

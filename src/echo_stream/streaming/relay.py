@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
 
 from echo_stream.http_protocol import BodyWriter
 from echo_stream.ops.record import RequestRecord
 from echo_stream.providers.payloads import PayloadDecoder
 from echo_stream.streaming.chunks import ChunkWriter
 
-PlainTexts = Callable[[list[Any]], "list[str] | None"]
-"""A stream reader's check: the texts of payloads all plain text for choice 0, else None."""
+ReadTexts = Callable[[PayloadDecoder, bytes], "list[str] | None"]
+"""A stream reader's check: the texts of a read all plain text for choice 0 (changing nothing
+`decoder` or the reader keeps), else None."""
 Gate = Callable[[list[str]], "list[str] | None"]
 """A stage's say on choice 0's next pieces of text: what it hands on in their place (taken as
 passed through it), or None (nothing changed) if it must see them itself."""
@@ -53,15 +53,14 @@ class Relay:
         self._record = record
         self._gate = gate
 
-    def take(self, decoder: PayloadDecoder, plain_texts: PlainTexts, data: bytes) -> bool:
+    def take(self, decoder: PayloadDecoder, read_texts: ReadTexts, data: bytes) -> bool:
         """Write `data`'s chunks if it is plain text for a started choice 0, the stages' gate
         lets it through and the connection takes a write now; False (having changed nothing)
         otherwise."""
         body = self._body
         if not (body.ready() and self._writer.streaming(0)):
             return False
-        payloads = decoder.peek(data)
-        texts = None if payloads is None else plain_texts(payloads)
+        texts = read_texts(decoder, data)
         if not texts:
             return False
         if self._gate is not None and (texts := self._gate(texts)) is None:

@@ -50,6 +50,10 @@ class SSEDecoder:
         events = self.peek(chunk)
         return self._feed(chunk) if events is None else events
 
+    def idle(self) -> bool:
+        """Whether nothing of an earlier read is pending (the next read starts a new event)."""
+        return not (self._pending or self._data or self._event is not None)
+
     def peek(self, chunk: bytes) -> list[SSEEvent] | None:
         """The events of `chunk` when it is only whole `data: ...` events and nothing earlier is
         pending (then `feed` would return exactly these and keep no state); else None. Changes
