@@ -120,10 +120,15 @@ class BodyWriter:
             return True
         if not self.ready():
             return False
-        cycle = self._cycle
-        # uvicorn's own chunk framing (`RequestResponseCycle.send`).
-        cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        self.write_ready(data)
         return True
+
+    def write_ready(self, data: bytes) -> None:
+        """`write` for a caller that `ready()` has just answered True, with nothing run since
+        that could change it: the framing and the transport's write only. `data` must not be
+        empty."""
+        # uvicorn's own chunk framing (`RequestResponseCycle.send`).
+        self._cycle.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):

@@ -236,6 +236,10 @@ class _Body:
         self.written.append(data)
         return True
 
+    def write_ready(self, data: bytes) -> None:
+        assert self.is_ready and data
+        self.written.append(data)
+
 
 def test_a_taken_read_is_counted_and_a_declined_one_changes_nothing() -> None:
     from echo_stream.ops.record import RequestRecord

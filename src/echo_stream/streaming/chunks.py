@@ -88,6 +88,8 @@ class ChunkWriter:
 
     def contents(self, texts: list[str]) -> bytes:
         """The chunks carrying choice 0's next pieces of text, joined (one write)."""
+        if len(texts) == 1:
+            return self.content(0, texts[0])
         content = self.content
         return b"".join([content(0, text) for text in texts])
 

@@ -65,7 +65,8 @@ class Relay:
             return False
         if self._gate is not None and (texts := self._gate(texts)) is None:
             return False
-        body.write(self._writer.contents(texts))  # (ready: checked above, nothing changed it)
+        if texts:  # (ready: checked above, and nothing since has written or awaited)
+            body.write_ready(self._writer.contents(texts))
         if self._record is not None:
             self._record.chunks += 1  # one upstream read, as the observer counts them
         return True
