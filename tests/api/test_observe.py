@@ -256,15 +256,13 @@ def test_the_gateway_grants_the_direct_body_writer_even_behind_its_cors_layer(
     from echo_stream.http_protocol import BodyWriter
 
     written: list[bytes] = []
-    write = BodyWriter.write
+    write_ready = BodyWriter.write_ready  # (`write` ends in it too)
 
-    def counting(self: BodyWriter, data: bytes) -> bool:
-        done = write(self, data)
-        if done and data:
-            written.append(data)
-        return done
+    def counting(self: BodyWriter, data: bytes) -> None:
+        write_ready(self, data)
+        written.append(data)
 
-    monkeypatch.setattr(BodyWriter, "write", counting)
+    monkeypatch.setattr(BodyWriter, "write_ready", counting)
     pieces = [f"piece {n} " for n in range(12)]
     events = [event + b"\n\n" for event in openai_stream(pieces).split(b"\n\n") if event]
     upstream = SocketUpstream(Reply(pieces=events, delay=0.01))  # one read per event

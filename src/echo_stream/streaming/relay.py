@@ -15,7 +15,8 @@ goes on exactly as if the relay did not exist. With an ad stage, the stage's gat
 the stage would (an ad may be spliced in) and the relay writes the result; only a read that
 would start the choice of an ad is left to the stage. The bytes are the same either way
 (tested); what is saved per read is the task's wake-up and the walk through the stages'
-generators.
+generators. For reads in OpenAI's own layout the reader finds the text from the bytes, without
+the SSE split and JSON decoding (`providers.openai_texts`).
 """
 
 from __future__ import annotations
