@@ -61,6 +61,13 @@ def test_the_fields_openai_adds_today_are_recognised() -> None:
     ):
         data = event(" tok", head=head, after=after)
         assert content_texts(data) == [" tok"] == general(data)
+    gpt5 = (  # as the gpt-5 models stream today: no logprobs, a null fingerprint
+        b'data: {"id":"chatcmpl-C4Hq5a6K3R","object":"chat.completion.chunk","created":1755137921,'
+        b'"model":"gpt-5-nano-2025-08-07","service_tier":"default","system_fingerprint":null,'
+        b'"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null,'
+        b'"obfuscation":"WuQNX"}\n\n'
+    )
+    assert content_texts(gpt5) == ["Hi"] == general(gpt5)
 
 
 def test_several_events_in_one_read() -> None:

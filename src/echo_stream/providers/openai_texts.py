@@ -2,7 +2,7 @@
 
 Nearly every event of an OpenAI stream is laid out byte for byte the same way (the captures in
 `shared/reference/provider-streams/` and OpenAI's current `service_tier`, `usage: null` and
-`obfuscation` fields):
+`obfuscation` fields; the gpt-5 models send no `logprobs` and a null fingerprint):
 
     data: {"id":"...","object":"chat.completion.chunk","created":N,"model":"...",
            "system_fingerprint":"...","choices":[{"index":0,"delta":{"content":"..."},
@@ -35,7 +35,7 @@ _TEXT_EVENT = re.compile(
         rb'data: \{"id":NAME,"object":"chat\.completion\.chunk","created":(?:0|[1-9][0-9]{0,15}),'
         rb'"model":NAME(?:,"service_tier":NAME)?(?:,"system_fingerprint":(?:NAME|null))?,'
         rb'"choices":\[\{"index":0,"delta":\{"content":(TEXT)\},'
-        rb'"logprobs":null,"finish_reason":null\}\](?:,"usage":null)?(?:,"obfuscation":NAME)?\}\n\n'
+        rb'(?:"logprobs":null,)?"finish_reason":null\}\](?:,"usage":null)?(?:,"obfuscation":NAME)?\}\n\n'
     )
     .replace(b"NAME", _NAME)
     .replace(b"TEXT", _TEXT)
