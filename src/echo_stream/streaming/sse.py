@@ -58,7 +58,7 @@ class SSEDecoder:
         """The events of `chunk` when it is only whole `data: ...` events and nothing earlier is
         pending (then `feed` would return exactly these and keep no state); else None. Changes
         nothing."""
-        if self._pending or self._data or self._event is not None or b"\r" in chunk:
+        if b"\r" in chunk or not self.idle():
             return None
         return self._data_only(chunk)
 
